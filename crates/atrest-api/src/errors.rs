@@ -1,0 +1,206 @@
+//! The one table from refusal to Atlas error: HTTP status, `errorCode`, `detail`, `parameters`.
+//! Handlers never build error bodies themselves.
+
+use atrest_core::Error;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+pub struct Described {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: String,
+    pub parameters: Vec<String>,
+}
+
+pub fn describe(e: &Error) -> Described {
+    use Error::*;
+    let d = |status: StatusCode, code: &'static str, detail: String, parameters: Vec<String>| {
+        Described {
+            status,
+            code,
+            detail,
+            parameters,
+        }
+    };
+    match e {
+        MalformedJson { reason } => d(
+            StatusCode::BAD_REQUEST,
+            "MALFORMED_JSON",
+            format!("Received JSON is malformed: {reason}"),
+            vec![],
+        ),
+        InvalidAttribute { name, reason } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ATTRIBUTE",
+            format!("Invalid attribute {name} specified: {reason}"),
+            vec![name.clone()],
+        ),
+        MissingAttribute { name } => d(
+            StatusCode::BAD_REQUEST,
+            "MISSING_ATTRIBUTE",
+            format!("The required attribute {name} was not specified."),
+            vec![name.clone()],
+        ),
+        InvalidEnumValue { field, value } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ENUM_VALUE",
+            format!("An invalid enumeration value {value} was specified for {field}."),
+            vec![value.clone(), field.clone()],
+        ),
+        InvalidQueryParameter { name, value } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_PARAMETER",
+            format!("Invalid query parameter {name} specified: {value}"),
+            vec![name.clone(), value.clone()],
+        ),
+        InvalidPathParameter { name, value } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PATH_PARAMETER",
+            format!("Invalid path parameter {name} specified: {value}. Ids are 24 lowercase hexadecimal characters."),
+            vec![name.clone(), value.clone()],
+        ),
+        UnsupportedMediaType { content_type } => d(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            format!("Content type {content_type} is not supported; send application/json."),
+            vec![content_type.clone()],
+        ),
+        PayloadTooLarge => d(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            "The request body is larger than this server accepts.".into(),
+            vec![],
+        ),
+        InvalidVersionDate { requested } => d(
+            StatusCode::NOT_ACCEPTABLE,
+            "INVALID_VERSION_DATE",
+            format!(
+                "Invalid accept header or version date: {requested:?}. Send Accept: application/vnd.atlas.YYYY-MM-DD+json with a supported version date, for example application/vnd.atlas.2023-01-01+json."
+            ),
+            vec![requested.clone()],
+        ),
+        VersionGone { version } => d(
+            StatusCode::GONE,
+            "VERSION_GONE",
+            format!("Version {version} of this resource is past its sunset date."),
+            vec![version.clone()],
+        ),
+        Unauthenticated { .. } => d(
+            StatusCode::UNAUTHORIZED,
+            "USER_UNAUTHORIZED",
+            "You are not authorized for this resource: send HTTP Digest credentials (public key as username, private key as password) or a bearer token.".into(),
+            vec![],
+        ),
+        AccessForbidden => d(
+            StatusCode::FORBIDDEN,
+            "ACCESS_FORBIDDEN",
+            "The API key does not have the role this operation requires.".into(),
+            vec![],
+        ),
+        GroupNotFound { id } => d(
+            StatusCode::NOT_FOUND,
+            "GROUP_NOT_FOUND",
+            format!("No group with ID {id} exists."),
+            vec![id.clone()],
+        ),
+        GroupNameNotFound { name } => d(
+            StatusCode::NOT_FOUND,
+            "GROUP_NAME_NOT_FOUND",
+            format!("No group with name {name} exists."),
+            vec![name.clone()],
+        ),
+        OrgNotFound { id } => d(
+            StatusCode::NOT_FOUND,
+            "ORG_NOT_FOUND",
+            format!("No organization with ID {id} exists."),
+            vec![id.clone()],
+        ),
+        ApiKeyNotFound { id } => d(
+            StatusCode::NOT_FOUND,
+            "API_KEY_NOT_FOUND",
+            format!("No API key with ID {id} exists."),
+            vec![id.clone()],
+        ),
+        ResourceNotFound { path } => d(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_FOUND",
+            format!("Cannot find resource {path}."),
+            vec![path.clone()],
+        ),
+        MethodNotAllowed { method, path } => d(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!("Method {method} is not allowed on {path}."),
+            vec![method.clone(), path.clone()],
+        ),
+        GroupNameTaken { name } => d(
+            StatusCode::CONFLICT,
+            "GROUP_ALREADY_EXISTS",
+            format!("A group with name \"{name}\" already exists."),
+            vec![name.clone()],
+        ),
+        InvalidGroupName { name } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_GROUP_NAME",
+            format!("Project name \"{name}\" is invalid: use 1 to 64 letters, digits and - _ . ( ) , : & @ + '."),
+            vec![name.clone()],
+        ),
+        InvalidRole { role } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_ROLE",
+            format!("Role {role} is not valid here."),
+            vec![role.clone()],
+        ),
+        CannotRemoveOwnRoles => d(
+            StatusCode::CONFLICT,
+            "CANNOT_REMOVE_OWN_ROLES",
+            "An API key cannot remove its own owner role.".into(),
+            vec![],
+        ),
+        Internal(_) => d(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNEXPECTED_ERROR",
+            "An unexpected error occurred; it has been logged.".into(),
+            vec![],
+        ),
+    }
+}
+
+/// The Atlas error body for `e`, with `application/json` as Atlas sends on errors.
+pub fn error_response(e: &Error) -> Response {
+    let d = describe(e);
+    if let Error::Internal(msg) = e {
+        tracing::error!(error = %msg, "request failed");
+    }
+    let body = json!({
+        "detail": d.detail,
+        "error": d.status.as_u16(),
+        "errorCode": d.code,
+        "parameters": d.parameters,
+        "reason": d.status.canonical_reason().unwrap_or(""),
+    });
+    let mut resp = (d.status, body.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(&self.0)
+    }
+}

@@ -1,0 +1,73 @@
+//! Every refusal atrest can give, as a typed value. The API crate's `errors.rs` is the one table
+//! that maps each to an HTTP status, an Atlas `errorCode`, a detail and parameters.
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // Request shape.
+    #[error("malformed JSON: {reason}")]
+    MalformedJson { reason: String },
+    #[error("invalid attribute {name}: {reason}")]
+    InvalidAttribute { name: String, reason: String },
+    #[error("missing attribute {name}")]
+    MissingAttribute { name: String },
+    #[error("invalid enum value {value} for {field}")]
+    InvalidEnumValue { field: String, value: String },
+    #[error("invalid query parameter {name}={value}")]
+    InvalidQueryParameter { name: String, value: String },
+    #[error("invalid path parameter {name}={value}")]
+    InvalidPathParameter { name: String, value: String },
+    #[error("unsupported content type {content_type}")]
+    UnsupportedMediaType { content_type: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+
+    // Versioning.
+    #[error("invalid accept header or version date")]
+    InvalidVersionDate { requested: String },
+    #[error("version {version} is past its sunset")]
+    VersionGone { version: String },
+
+    // Authentication and authorization.
+    #[error("not authenticated")]
+    Unauthenticated { stale: bool },
+    #[error("access forbidden")]
+    AccessForbidden,
+
+    // Missing things.
+    #[error("no group with id {id}")]
+    GroupNotFound { id: String },
+    #[error("no group named {name}")]
+    GroupNameNotFound { name: String },
+    #[error("no organization with id {id}")]
+    OrgNotFound { id: String },
+    #[error("no API key with id {id}")]
+    ApiKeyNotFound { id: String },
+    #[error("cannot find resource {path}")]
+    ResourceNotFound { path: String },
+    #[error("method {method} not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+
+    // Projects.
+    #[error("project name {name} already taken")]
+    GroupNameTaken { name: String },
+    #[error("invalid project name {name}")]
+    InvalidGroupName { name: String },
+
+    // API keys.
+    #[error("invalid role {role}")]
+    InvalidRole { role: String },
+    #[error("an API key cannot remove its own last owner role")]
+    CannotRemoveOwnRoles,
+
+    // Anything else is our fault, never the client's.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Error::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+//! atrest's domain: every resource's rules, free of I/O.
+//!
+//! Each resource has one file here (`projects.rs`, `api_keys.rs`, ...). Handlers parse a request,
+//! ask this crate what the rules say, and persist what it returns.
+
+pub mod api_keys;
+pub mod error;
+pub mod ids;
+pub mod orgs;
+pub mod paging;
+pub mod projects;
+pub mod roles;
+pub mod time_fmt;
+
+pub use error::{Error, Result};
+pub use ids::ObjectId;

@@ -1,0 +1,5 @@
+//! Key material atrest holds itself. Plaintext keys live only in zeroizing memory.
+
+pub mod sealer;
+
+pub use sealer::{SealError, Sealer};

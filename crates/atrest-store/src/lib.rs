@@ -1,0 +1,60 @@
+//! Persistence behind one trait. Every method commits before it returns, so a caller that has
+//! its answer may acknowledge the change: nothing acknowledged is lost by a crash.
+
+mod migrations;
+mod sqlite;
+
+use async_trait::async_trait;
+use atrest_core::api_keys::ApiKey;
+use atrest_core::orgs::Org;
+use atrest_core::paging::Page;
+use atrest_core::projects::Project;
+use atrest_core::roles::ProjectRole;
+use atrest_core::{ObjectId, Result};
+
+pub use sqlite::SqliteStore;
+
+/// Which projects a lister may see: all of an organization's, or only the listed ones.
+#[derive(Debug, Clone)]
+pub enum ProjectScope {
+    Org(ObjectId),
+    Only { org: ObjectId, ids: Vec<String> },
+}
+
+/// An API key with its sealed Digest verifier.
+#[derive(Debug, Clone)]
+pub struct StoredApiKey {
+    pub key: ApiKey,
+    pub sealed_verifier: Vec<u8>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn get_meta(&self, key: &str) -> Result<Option<String>>;
+    async fn put_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Creates the first organization and its owner key in one transaction, once.
+    async fn bootstrap(&self, org: &Org, key: &ApiKey, sealed_verifier: &[u8]) -> Result<()>;
+    async fn get_org(&self, id: &ObjectId) -> Result<Option<Org>>;
+    async fn list_orgs(&self, only: &ObjectId) -> Result<Vec<Org>>;
+
+    async fn insert_api_key(&self, key: &ApiKey, sealed_verifier: &[u8]) -> Result<()>;
+    async fn get_api_key(&self, id: &ObjectId) -> Result<Option<ApiKey>>;
+    async fn find_api_key_by_public(&self, public_key: &str) -> Result<Option<StoredApiKey>>;
+    async fn list_api_keys(&self, org: &ObjectId, page: &Page) -> Result<(Vec<ApiKey>, u64)>;
+    async fn delete_api_key(&self, id: &ObjectId) -> Result<bool>;
+    async fn set_project_roles(
+        &self,
+        key: &ObjectId,
+        group: &ObjectId,
+        roles: &[ProjectRole],
+    ) -> Result<()>;
+
+    /// Inserts a project and, when `owner` is given, makes that key its owner, atomically.
+    async fn insert_project(&self, project: &Project, owner: Option<&ObjectId>) -> Result<()>;
+    async fn get_project(&self, id: &ObjectId) -> Result<Option<Project>>;
+    async fn get_project_by_name(&self, org: &ObjectId, name: &str) -> Result<Option<Project>>;
+    async fn list_projects(&self, scope: &ProjectScope, page: &Page)
+        -> Result<(Vec<Project>, u64)>;
+    async fn delete_project(&self, id: &ObjectId) -> Result<bool>;
+}

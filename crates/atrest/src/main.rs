@@ -1,0 +1,43 @@
+//! The `atrest` binary: parses the command line and hands off to the crates.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "atrest",
+    version,
+    about = "Customer-managed-key encryption at rest with the MongoDB Atlas Admin API v2 shape"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Admin API server (zero configuration: ./atrest-data, 127.0.0.1:8080).
+    #[command(
+        after_help = "Example:\n  atrest serve --listen 127.0.0.1:0 --data-dir /tmp/atrest\n\n\
+        Every option can also be set by its ATREST_* environment variable or in the TOML file given\n\
+        with --config (keys are the long option names, e.g. listen = \"127.0.0.1:8080\").\n\
+        Precedence: flag, then environment, then file, then the default."
+    )]
+    Serve(config::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = config::Settings::resolve(args)?;
+            serve::init_logging(&settings);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve::run(settings))
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! Test harness: starts the real `atrest` binary on a free port and talks to it with a Digest
+//! client written to behave like Atlas's Go client (mongodb-forks/digest): every request goes
+//! out unauthenticated first, and the challenge is parsed strictly.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use md5::Md5;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const V2: &str = "application/vnd.atlas.2023-01-01+json";
+
+pub struct Server {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub url: String,
+    pub creds: HashMap<String, String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts (or restarts) the binary on `dir`, waiting for the URL it prints.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("ATREST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start atrest");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("atrest listening on ") {
+                    let url = rest.split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(url);
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("atrest printed its URL");
+        let creds = read_credentials(&dir.join("bootstrap-credentials"));
+        Server {
+            child,
+            dir: dir.to_owned(),
+            url,
+            creds,
+            _tmp: None,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(
+            &self.url,
+            &self.creds["ATREST_PUBLIC_KEY"],
+            &self.creds["ATREST_PRIVATE_KEY"],
+        )
+    }
+
+    pub fn org_id(&self) -> String {
+        self.creds["ATREST_ORG_ID"].clone()
+    }
+
+    /// `kill -9`: no chance to flush or clean up.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process and starts a new one on the same data directory.
+    pub fn restart(mut self) -> Server {
+        self.kill9();
+        let tmp = self._tmp.take();
+        let mut next = Server::start_in(&self.dir, &[]);
+        next._tmp = tmp;
+        next
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn read_credentials(path: &Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    pub fn content_type(&self) -> String {
+        self.headers
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+    pub fn error_code(&self) -> String {
+        self.json()["errorCode"].as_str().unwrap_or("").to_owned()
+    }
+}
+
+/// The challenge as the Go client parses it: `Digest ` then directives split on ", ", each one
+/// of realm, domain, nonce, opaque, stale, algorithm, qop; anything else is an error.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    pub realm: String,
+    pub nonce: String,
+    pub algorithm: String,
+    pub qop: String,
+    pub stale: bool,
+    pub opaque: Option<String>,
+}
+
+pub fn parse_challenge_strict(header: &str) -> Result<Challenge, String> {
+    let body = header
+        .strip_prefix("Digest ")
+        .ok_or("not a Digest challenge")?;
+    let mut c = Challenge {
+        realm: String::new(),
+        nonce: String::new(),
+        algorithm: "MD5".into(),
+        qop: String::new(),
+        stale: false,
+        opaque: None,
+    };
+    for part in body.split(", ") {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("bad directive {part}"))?;
+        let v = v.trim_matches('"').to_owned();
+        match k {
+            "realm" => c.realm = v,
+            "domain" => {}
+            "nonce" => c.nonce = v,
+            "opaque" => c.opaque = Some(v),
+            "stale" => c.stale = v == "true",
+            "algorithm" => {
+                if v != "MD5" && v != "SHA-256" {
+                    return Err(format!("unsupported algorithm {v}"));
+                }
+                c.algorithm = v
+            }
+            "qop" => {
+                if v != "auth" {
+                    return Err(format!("unsupported qop {v}"));
+                }
+                c.qop = v
+            }
+            other => return Err(format!("unexpected directive {other}")),
+        }
+    }
+    Ok(c)
+}
+
+pub fn hash(alg: &str, s: &str) -> String {
+    if alg == "SHA-256" {
+        hex::encode(Sha256::digest(s.as_bytes()))
+    } else {
+        hex::encode(Md5::digest(s.as_bytes()))
+    }
+}
+
+/// Builds the Authorization header exactly as the Go client does.
+pub fn authorization(
+    c: &Challenge,
+    alg: &str,
+    user: &str,
+    pass: &str,
+    method: &str,
+    uri: &str,
+    nc: u32,
+) -> String {
+    let cnonce = hex::encode(rand::random::<[u8; 8]>());
+    let ha1 = hash(alg, &format!("{user}:{}:{pass}", c.realm));
+    let ha2 = hash(alg, &format!("{method}:{uri}"));
+    let nc = format!("{nc:08x}");
+    let response = hash(alg, &format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", c.nonce));
+    let mut h = format!(
+        "Digest username=\"{user}\", realm=\"{}\", nonce=\"{}\", uri=\"{uri}\", response=\"{response}\", algorithm=\"{alg}\"",
+        c.realm, c.nonce
+    );
+    if let Some(o) = &c.opaque {
+        h.push_str(&format!(", opaque=\"{o}\""));
+    }
+    h.push_str(&format!(", qop=auth, nc={nc}, cnonce=\"{cnonce}\""));
+    h
+}
+
+#[derive(Clone)]
+pub struct Client {
+    pub base: String,
+    pub user: String,
+    pub pass: String,
+    pub accept: String,
+    pub algorithm: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(base: &str, user: &str, pass: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_owned(),
+            user: user.into(),
+            pass: pass.into(),
+            accept: V2.into(),
+            algorithm: "MD5".into(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn with_accept(mut self, accept: &str) -> Client {
+        self.accept = accept.into();
+        self
+    }
+
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Option<String>,
+    ) -> Resp {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
+        if !self.accept.is_empty() {
+            req = req.header("Accept", &self.accept);
+        }
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.expect("request sent");
+        Resp {
+            status: r.status(),
+            headers: r.headers().clone(),
+            text: r.text().await.unwrap_or_default(),
+        }
+    }
+
+    /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        let first = self.send(&method, path, body, None).await;
+        if first.status != StatusCode::UNAUTHORIZED {
+            return first;
+        }
+        let header = first
+            .headers
+            .get("www-authenticate")
+            .expect("401 carries a challenge")
+            .to_str()
+            .unwrap();
+        let c = parse_challenge_strict(header).expect("challenge parses strictly");
+        let auth = authorization(
+            &c,
+            &self.algorithm,
+            &self.user,
+            &self.pass,
+            method.as_str(),
+            path,
+            1,
+        );
+        self.send(&method, path, body, Some(auth)).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.request(Method::GET, path, None).await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.request(Method::POST, path, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.request(Method::PATCH, path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.request(Method::DELETE, path, None).await
+    }
+
+    /// One challenge, then a raw Authorization header built by the caller.
+    pub async fn challenge(&self, path: &str) -> Challenge {
+        let r = self.send(&Method::GET, path, None, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        parse_challenge_strict(r.headers["www-authenticate"].to_str().unwrap()).unwrap()
+    }
+
+    pub async fn raw(&self, method: Method, path: &str, auth: Option<String>) -> Resp {
+        self.send(&method, path, None, auth).await
+    }
+}
+
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
