@@ -61,6 +61,46 @@ pub enum Error {
     #[error("an API key cannot remove its own last owner role")]
     CannotRemoveOwnRoles,
 
+    // Cloud provider access.
+    #[error("provider {provider} is not supported")]
+    ProviderUnsupported { provider: String },
+    #[error("role {role_id} is used by encryption at rest")]
+    RoleInUse { role_id: String },
+    #[error("no cloud provider access role {role_id}")]
+    RoleNotFound { role_id: String },
+    #[error("role {role_id} is not authorized")]
+    RoleNotAuthorized { role_id: String },
+    #[error("cannot assume role: {detail}")]
+    CannotAssumeRole { detail: String },
+
+    // Encryption at rest.
+    #[error("a project that used a role cannot go back to access keys")]
+    RoleBasedAccessIrreversible,
+    #[error("the current key is invalid")]
+    SettingsInvalid,
+    #[error("the project is not active")]
+    ProjectNotActive,
+    #[error("{count} private endpoints exist")]
+    PrivateEndpointsExist { count: u64 },
+    #[error("{count} clusters use customer keys")]
+    ClustersUseCustomerKeys { count: u64 },
+    #[error("region {region} is not supported")]
+    KmsRegionNotSupported { region: String },
+    #[error("invalid AWS credentials: {detail}")]
+    InvalidAwsCredentials { detail: String },
+    #[error("key {key_id} not found: {detail}")]
+    KmsKeyNotFound { key_id: String, detail: String },
+    #[error("key {key_id} is not enabled")]
+    KmsKeyNotEnabled { key_id: String },
+    #[error("key {key_id} is pending deletion")]
+    KmsKeyPendingDeletion { key_id: String },
+    #[error("no permission to encrypt and decrypt: {detail}")]
+    NoPermissionToEncryptDecrypt { detail: String },
+    #[error("no active private endpoint in {region}")]
+    PrivateEndpointUnavailable { region: String },
+    #[error("KMS unreachable: {detail}")]
+    KmsUnreachable { detail: String },
+
     // Anything else is our fault, never the client's.
     #[error("internal error: {0}")]
     Internal(String),

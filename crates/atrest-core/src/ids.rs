@@ -83,3 +83,17 @@ mod tests {
         assert!(ObjectId::parse("5f1b2c3d4e5f6a7b8c9d0e1f").is_some());
     }
 }
+
+impl serde::Serialize for ObjectId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ObjectId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        ObjectId::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected 24 lowercase hex characters"))
+    }
+}

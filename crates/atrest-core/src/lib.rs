@@ -4,11 +4,15 @@
 //! ask this crate what the rules say, and persist what it returns.
 
 pub mod api_keys;
+pub mod cloud_provider_access;
+pub mod encryption_at_rest;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod orgs;
 pub mod paging;
 pub mod projects;
+pub mod regions;
 pub mod roles;
 pub mod time_fmt;
 

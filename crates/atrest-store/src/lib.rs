@@ -1,11 +1,17 @@
 //! Persistence behind one trait. Every method commits before it returns, so a caller that has
 //! its answer may acknowledge the change: nothing acknowledged is lost by a crash.
 
+mod cloud_provider_access;
+mod encryption_at_rest;
+mod events;
 mod migrations;
 mod sqlite;
 
 use async_trait::async_trait;
 use atrest_core::api_keys::ApiKey;
+use atrest_core::cloud_provider_access::AwsIamRole;
+use atrest_core::encryption_at_rest::AwsKms;
+use atrest_core::events::Event;
 use atrest_core::orgs::Org;
 use atrest_core::paging::Page;
 use atrest_core::projects::Project;
@@ -19,6 +25,19 @@ pub use sqlite::SqliteStore;
 pub enum ProjectScope {
     Org(ObjectId),
     Only { org: ObjectId, ids: Vec<String> },
+}
+
+/// A project's Encryption at Rest row: the configuration, its sealed legacy secret, and the
+/// bookkeeping of the validity reconciler. `version` grows with every configuration change so a
+/// check that raced a change does not overwrite it.
+#[derive(Debug, Clone)]
+pub struct StoredEncryptionAtRest {
+    pub group_id: ObjectId,
+    pub aws_kms: AwsKms,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub version: i64,
+    pub next_check_at: time::OffsetDateTime,
+    pub failures: u32,
 }
 
 /// An API key with its sealed Digest verifier.
@@ -57,4 +76,42 @@ pub trait Store: Send + Sync + 'static {
     async fn list_projects(&self, scope: &ProjectScope, page: &Page)
         -> Result<(Vec<Project>, u64)>;
     async fn delete_project(&self, id: &ObjectId) -> Result<bool>;
+
+    async fn insert_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
+    async fn get_role(&self, group: &ObjectId, role_id: &ObjectId) -> Result<Option<AwsIamRole>>;
+    async fn list_roles(&self, group: &ObjectId) -> Result<Vec<AwsIamRole>>;
+    async fn update_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
+    async fn delete_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
+
+    async fn get_encryption_at_rest(
+        &self,
+        group: &ObjectId,
+    ) -> Result<Option<StoredEncryptionAtRest>>;
+    /// Replaces the configuration (and the sealed secret when `secret` is `Some`), bumping its
+    /// version, together with its events, in one transaction.
+    async fn save_encryption_at_rest(
+        &self,
+        group: &ObjectId,
+        aws_kms: &AwsKms,
+        secret: Option<Option<Vec<u8>>>,
+        next_check_at: time::OffsetDateTime,
+        events: &[Event],
+    ) -> Result<()>;
+    /// Records a check's result if the configuration is still at `version`; false if it changed.
+    async fn record_check(
+        &self,
+        group: &ObjectId,
+        version: i64,
+        valid: bool,
+        key_arn: Option<String>,
+        next_check_at: time::OffsetDateTime,
+        failures: u32,
+        events: &[Event],
+    ) -> Result<bool>;
+    /// Enabled configurations whose next check is due at `now`.
+    async fn due_checks(&self, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>>;
+
+    async fn append_events(&self, events: &[Event]) -> Result<()>;
+    /// Newest first.
+    async fn list_events(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Event>, u64)>;
 }

@@ -1,6 +1,8 @@
 //! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
 
-pub const SQLITE: &[&str] = &[r#"
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2];
+
+const V1: &str = r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -36,4 +38,34 @@ CREATE TABLE projects (
     with_default_alerts_settings INTEGER NOT NULL,
     UNIQUE (org_id, name)
 );
-"#];
+"#;
+
+pub const SQLITE_V2: &str = r#"
+CREATE TABLE cloud_provider_access_roles (
+    role_id              TEXT PRIMARY KEY,
+    group_id             TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    atlas_aws_account_arn TEXT NOT NULL,
+    external_id          TEXT NOT NULL,
+    iam_assumed_role_arn TEXT,
+    created              TEXT NOT NULL,
+    authorized           TEXT
+);
+CREATE INDEX cpa_by_group ON cloud_provider_access_roles (group_id);
+CREATE TABLE encryption_at_rest (
+    group_id      TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+    aws_kms       TEXT NOT NULL,
+    sealed_secret BLOB,
+    version       INTEGER NOT NULL,
+    next_check_at TEXT NOT NULL,
+    failures      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE events (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       TEXT NOT NULL UNIQUE,
+    group_id TEXT NOT NULL,
+    type     TEXT NOT NULL,
+    created  TEXT NOT NULL,
+    details  TEXT NOT NULL
+);
+CREATE INDEX events_by_group ON events (group_id, seq);
+"#;

@@ -13,26 +13,31 @@ use atrest_core::roles::{Grants, OrgRole, ProjectRole};
 use atrest_core::{time_fmt, Error, ObjectId, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
-use crate::{migrations, ProjectScope, Store, StoredApiKey};
+use atrest_core::cloud_provider_access::AwsIamRole;
+use atrest_core::encryption_at_rest::AwsKms;
+use atrest_core::events::Event;
+
+use crate::{cloud_provider_access as roles, encryption_at_rest as ear, events, migrations};
+use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-fn db_err(e: rusqlite::Error) -> Error {
+pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     Error::Internal(format!("store: {e}"))
 }
 
-fn id_of(s: &str) -> Result<ObjectId> {
+pub(crate) fn id_of(s: &str) -> Result<ObjectId> {
     ObjectId::parse(s).ok_or_else(|| Error::Internal(format!("store: corrupt id {s}")))
 }
 
-fn date_of(s: &str) -> Result<time::OffsetDateTime> {
+pub(crate) fn date_of(s: &str) -> Result<time::OffsetDateTime> {
     time_fmt::parse(s).ok_or_else(|| Error::Internal(format!("store: corrupt date {s}")))
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+pub(crate) fn json_of<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| Error::Internal(format!("store: corrupt json: {e}")))
 }
 
@@ -508,6 +513,103 @@ impl Store for SqliteStore {
                 > 0)
         })
         .await
+    }
+
+    async fn insert_role(&self, role: &AwsIamRole, evs: &[Event]) -> Result<()> {
+        let (role, evs) = (role.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            roles::insert(tx, &role)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn get_role(&self, group: &ObjectId, role_id: &ObjectId) -> Result<Option<AwsIamRole>> {
+        let (group, role_id) = (group.to_string(), role_id.to_string());
+        self.with(move |c| roles::get(c, &group, &role_id)).await
+    }
+
+    async fn list_roles(&self, group: &ObjectId) -> Result<Vec<AwsIamRole>> {
+        let group = group.to_string();
+        self.with(move |c| roles::list(c, &group)).await
+    }
+
+    async fn update_role(&self, role: &AwsIamRole, evs: &[Event]) -> Result<()> {
+        let (role, evs) = (role.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            roles::update(tx, &role)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn delete_role(&self, role: &AwsIamRole, evs: &[Event]) -> Result<()> {
+        let (role, evs) = (role.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            roles::delete(tx, &role)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn get_encryption_at_rest(
+        &self,
+        group: &ObjectId,
+    ) -> Result<Option<StoredEncryptionAtRest>> {
+        let group = group.to_string();
+        self.with(move |c| ear::get(c, &group)).await
+    }
+
+    async fn save_encryption_at_rest(
+        &self,
+        group: &ObjectId,
+        aws_kms: &AwsKms,
+        secret: Option<Option<Vec<u8>>>,
+        next_check_at: time::OffsetDateTime,
+        evs: &[Event],
+    ) -> Result<()> {
+        let (group, aws_kms, evs) = (*group, aws_kms.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            ear::save(tx, &group, &aws_kms, secret, next_check_at)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn record_check(
+        &self,
+        group: &ObjectId,
+        version: i64,
+        valid: bool,
+        key_arn: Option<String>,
+        next_check_at: time::OffsetDateTime,
+        failures: u32,
+        evs: &[Event],
+    ) -> Result<bool> {
+        let (group, evs) = (*group, evs.to_vec());
+        self.tx(move |tx| {
+            let recorded =
+                ear::record_check(tx, &group, version, valid, key_arn, next_check_at, failures)?;
+            if recorded {
+                events::append(tx, &evs)?;
+            }
+            Ok(recorded)
+        })
+        .await
+    }
+
+    async fn due_checks(&self, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>> {
+        self.with(move |c| ear::due(c, now)).await
+    }
+
+    async fn append_events(&self, evs: &[Event]) -> Result<()> {
+        let evs = evs.to_vec();
+        self.tx(move |tx| events::append(tx, &evs)).await
+    }
+
+    async fn list_events(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Event>, u64)> {
+        let (group, page) = (group.to_string(), *page);
+        self.with(move |c| events::list(c, &group, &page)).await
     }
 }
 

@@ -26,6 +26,17 @@ enum Command {
         Precedence: flag, then environment, then file, then the default."
     )]
     Serve(config::ServeArgs),
+    /// The embedded AWS: run it standalone, or act as the customer (keys, roles, endpoints).
+    #[command(subcommand)]
+    Aws(aws_emulator::AwsCommand),
+    #[command(flatten)]
+    Client(atrest_cli::ClientCommand),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,10 +45,12 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = config::Settings::resolve(args)?;
             serve::init_logging(&settings);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(serve::run(settings))
+            runtime()?.block_on(serve::run(settings))
+        }
+        Command::Aws(cmd) => runtime()?.block_on(aws_emulator::run(cmd)),
+        Command::Client(cmd) => {
+            let code = runtime()?.block_on(atrest_cli::run(cmd));
+            std::process::exit(code)
         }
     }
 }

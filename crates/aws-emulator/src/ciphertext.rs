@@ -176,10 +176,10 @@ mod tests {
             for _ in 0..20 {
                 let mut v = vec![0u8; len];
                 rng.fill_bytes(&mut v);
-                if !v.is_empty() && rng.next_u32() % 2 == 0 {
+                if !v.is_empty() && rng.next_u32().is_multiple_of(2) {
                     v[0] = VERSION;
                 }
-                if v.len() > 1 && rng.next_u32() % 2 == 0 {
+                if v.len() > 1 && rng.next_u32().is_multiple_of(2) {
                     v[1] = (rng.next_u32() % 70) as u8;
                 }
                 let _ = parse(&v);

@@ -510,7 +510,7 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let t: Vec<char> = text.chars().collect();
     let eq = |a: char, b: char| {
         if ignore_case {
-            a.to_ascii_lowercase() == b.to_ascii_lowercase()
+            a.eq_ignore_ascii_case(&b)
         } else {
             a == b
         }
