@@ -20,10 +20,7 @@ use crate::{projects, AppState};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/orgs/{orgId}/apiKeys", get(list).post(create))
-        .route(
-            "/orgs/{orgId}/apiKeys/{apiUserId}",
-            get(read).delete(delete),
-        )
+        .route("/orgs/{orgId}/apiKeys/{apiUserId}", get(read).delete(delete))
         .route("/groups/{groupId}/apiKeys/{apiUserId}", patch(assign))
 }
 
@@ -43,17 +40,10 @@ struct AssignKey {
 }
 
 pub fn view(ctx: &Ctx, key: &ApiKey, private_key: Option<&str>) -> Value {
-    let mut roles: Vec<Value> = key
-        .grants
-        .org_roles
-        .iter()
-        .map(|r| json!({"orgId": key.org_id.to_string(), "roleName": r.as_str()}))
-        .collect();
+    let mut roles: Vec<Value> =
+        key.grants.org_roles.iter().map(|r| json!({"orgId": key.org_id.to_string(), "roleName": r.as_str()})).collect();
     for (group, rs) in &key.grants.project_roles {
-        roles.extend(
-            rs.iter()
-                .map(|r| json!({"groupId": group, "roleName": r.as_str()})),
-        );
+        roles.extend(rs.iter().map(|r| json!({"groupId": group, "roleName": r.as_str()})));
     }
     json!({
         "desc": key.description,
@@ -98,15 +88,7 @@ async fn create(
     who.require(Operation::CreateApiKey, None)?;
     api_keys::validate_description(&body.desc)?;
     let org_roles = api_keys::parse_org_roles(&body.roles)?;
-    let (key, sealed, private) = mint(
-        &s.sealer,
-        org,
-        body.desc,
-        Grants {
-            org_roles,
-            ..Default::default()
-        },
-    );
+    let (key, sealed, private) = mint(&s.sealer, org, body.desc, Grants { org_roles, ..Default::default() });
     s.store.insert_api_key(&key, &sealed).await?;
     Ok(ok(view(&ctx, &key, Some(&private))))
 }
@@ -122,10 +104,7 @@ async fn list(
     who.own_org(&org)?;
     who.require(Operation::ListApiKeys, None)?;
     let (keys, total) = s.store.list_api_keys(&org, &paging.page).await?;
-    Ok(ok(paging.list(
-        keys.iter().map(|k| view(&ctx, k, None)).collect(),
-        total,
-    )))
+    Ok(ok(paging.list(keys.iter().map(|k| view(&ctx, k, None)).collect(), total)))
 }
 
 async fn load(s: &AppState, who: &Principal, org: &str, key: &str) -> ApiResult<ApiKey> {
@@ -171,19 +150,10 @@ async fn assign(
     let key_id = path_id("apiUserId", &key)?;
     let mut key = match s.store.get_api_key(&key_id).await? {
         Some(k) if k.org_id == who.org_id => k,
-        _ => {
-            return Err(Error::ApiKeyNotFound {
-                id: key_id.to_string(),
-            }
-            .into())
-        }
+        _ => return Err(Error::ApiKeyNotFound { id: key_id.to_string() }.into()),
     };
     let roles = api_keys::parse_project_roles(&body.roles)?;
-    s.store
-        .set_project_roles(&key.id, &project.id, &roles)
-        .await?;
-    key.grants
-        .project_roles
-        .insert(project.id.to_string(), roles);
+    s.store.set_project_roles(&key.id, &project.id, &roles).await?;
+    key.grants.project_roles.insert(project.id.to_string(), roles);
     Ok(ok(view(&ctx, &key, None)))
 }

@@ -32,11 +32,7 @@ pub struct ApiVersion(pub &'static str);
 
 /// Strips a trailing `/` (routes match without it) and records the original target.
 pub fn normalize(mut req: Request) -> Request {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str().to_owned())
-        .unwrap_or_else(|| "/".into());
+    let target = req.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| "/".into());
     req.extensions_mut().insert(RequestTarget(target));
     let path = req.uri().path();
     if path.len() > 1 && path.ends_with('/') {
@@ -54,9 +50,7 @@ pub fn normalize(mut req: Request) -> Request {
 }
 
 pub fn query_map(uri: &Uri) -> HashMap<String, String> {
-    uri.query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default()
+    uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 /// Resource versions by route: every resource exists at 2023-01-01; clusters have later ones.
@@ -71,9 +65,7 @@ fn versions_for(route: &str) -> &'static [&'static str] {
 fn requested_date(accept: &str) -> Option<&str> {
     accept.split(',').find_map(|range| {
         let media = range.split(';').next()?.trim();
-        let date = media
-            .strip_prefix("application/vnd.atlas.")?
-            .strip_suffix("+json")?;
+        let date = media.strip_prefix("application/vnd.atlas.")?.strip_suffix("+json")?;
         Some(date)
     })
 }
@@ -88,11 +80,7 @@ pub fn resolve(route: &str, requested: &str) -> Option<&'static str> {
     if !valid_date(requested) {
         return None;
     }
-    versions_for(route)
-        .iter()
-        .rev()
-        .find(|v| **v <= requested)
-        .copied()
+    versions_for(route).iter().rev().find(|v| **v <= requested).copied()
 }
 
 /// v2: demands a versioned `Accept` and labels success responses with the resolved version.
@@ -101,35 +89,18 @@ pub async fn versioning(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     if !path.starts_with(V2_PREFIX) {
         let mut resp = next.run(req).await;
-        if path.starts_with(V1_PREFIX)
-            && resp.status().is_success()
-            && resp.status() != StatusCode::NO_CONTENT
-        {
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
+        if path.starts_with(V1_PREFIX) && resp.status().is_success() && resp.status() != StatusCode::NO_CONTENT {
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
         return resp;
     }
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or(path);
-    let accept = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or(path);
+    let accept = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let Some(date) = requested_date(&accept) else {
         return error_response(&Error::InvalidVersionDate { requested: accept });
     };
     let Some(version) = resolve(&route, date) else {
-        return error_response(&Error::InvalidVersionDate {
-            requested: date.to_owned(),
-        });
+        return error_response(&Error::InvalidVersionDate { requested: date.to_owned() });
     };
     req.extensions_mut().insert(ApiVersion(version));
     let mut resp = next.run(req).await;
@@ -159,11 +130,8 @@ pub async fn envelope_and_pretty(req: Request, next: Next) -> Response {
     if !envelope && !pretty {
         return resp;
     }
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.contains("json"));
+    let is_json =
+        resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.contains("json"));
     if !is_json || resp.status() == StatusCode::NO_CONTENT {
         return resp;
     }
@@ -184,11 +152,7 @@ pub async fn envelope_and_pretty(req: Request, next: Next) -> Response {
             other => json!({ "status": status, "content": other }),
         };
     }
-    let text = if pretty {
-        serde_json::to_string_pretty(&value)
-    } else {
-        serde_json::to_string(&value)
-    };
+    let text = if pretty { serde_json::to_string_pretty(&value) } else { serde_json::to_string(&value) };
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(text.unwrap_or_default()))
 }
@@ -199,13 +163,9 @@ pub struct AtlasJson<T>(pub T);
 
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let value: Value = if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(Error::MalformedJson {
-            reason: "the request body is empty".into(),
-        });
+        return Err(Error::MalformedJson { reason: "the request body is empty".into() });
     } else {
-        serde_json::from_slice(bytes).map_err(|e| Error::MalformedJson {
-            reason: e.to_string(),
-        })?
+        serde_json::from_slice(bytes).map_err(|e| Error::MalformedJson { reason: e.to_string() })?
     };
     serde_path_to_error::deserialize(value).map_err(|e| {
         // The path names the offending field itself, except for a missing field, where it
@@ -214,27 +174,14 @@ pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let msg = e.inner().to_string();
         let quoted = msg.split('`').nth(1).unwrap_or("").to_owned();
         if msg.starts_with("unknown field") {
-            Error::InvalidAttribute {
-                name: path,
-                reason: "this attribute is not recognized".into(),
-            }
+            Error::InvalidAttribute { name: path, reason: "this attribute is not recognized".into() }
         } else if msg.starts_with("missing field") {
-            let name = if path == "." {
-                quoted
-            } else {
-                format!("{path}.{quoted}")
-            };
+            let name = if path == "." { quoted } else { format!("{path}.{quoted}") };
             Error::MissingAttribute { name }
         } else if msg.starts_with("unknown variant") {
-            Error::InvalidEnumValue {
-                field: path,
-                value: quoted,
-            }
+            Error::InvalidEnumValue { field: path, value: quoted }
         } else {
-            Error::InvalidAttribute {
-                name: path,
-                reason: msg,
-            }
+            Error::InvalidAttribute { name: path, reason: msg }
         }
     })
 }
@@ -268,11 +215,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
             q.get("itemsPerPage").map(String::as_str),
             q.get("includeCount").map(String::as_str),
         )?;
-        Ok(Paging {
-            page,
-            base: base_url(parts),
-            path: original_path(parts),
-        })
+        Ok(Paging { page, base: base_url(parts), path: original_path(parts) })
     }
 }
 
@@ -332,15 +275,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let prefix = if original_path(parts).starts_with(V1_PREFIX) {
-            V1_PREFIX
-        } else {
-            V2_PREFIX
-        };
-        Ok(Ctx {
-            base: base_url(parts),
-            prefix,
-        })
+        let prefix = if original_path(parts).starts_with(V1_PREFIX) { V1_PREFIX } else { V2_PREFIX };
+        Ok(Ctx { base: base_url(parts), prefix })
     }
 }
 
@@ -360,10 +296,8 @@ pub fn no_content() -> Response {
 
 /// A path id that must be 24 lowercase hex characters.
 pub fn path_id(name: &str, value: &str) -> Result<atrest_core::ObjectId, Error> {
-    atrest_core::ObjectId::parse(value).ok_or_else(|| Error::InvalidPathParameter {
-        name: name.into(),
-        value: value.into(),
-    })
+    atrest_core::ObjectId::parse(value)
+        .ok_or_else(|| Error::InvalidPathParameter { name: name.into(), value: value.into() })
 }
 
 #[cfg(test)]
@@ -372,16 +306,10 @@ mod tests {
 
     #[test]
     fn version_resolution() {
-        assert_eq!(
-            resolve("/api/atlas/v2/groups", "2024-11-13"),
-            Some("2023-01-01")
-        );
+        assert_eq!(resolve("/api/atlas/v2/groups", "2024-11-13"), Some("2023-01-01"));
         assert_eq!(resolve("/api/atlas/v2/groups", "2022-12-31"), None);
         assert_eq!(resolve("/api/atlas/v2/groups", "2023-13-01"), None);
-        assert_eq!(
-            resolve("/api/atlas/v2/groups/{groupId}/clusters", "2024-09-01"),
-            Some("2024-08-05")
-        );
+        assert_eq!(resolve("/api/atlas/v2/groups/{groupId}/clusters", "2024-09-01"), Some("2024-08-05"));
         assert_eq!(
             requested_date("application/json, application/vnd.atlas.2023-01-01+json;charset=utf-8"),
             Some("2023-01-01")
@@ -405,33 +333,16 @@ mod tests {
 
     #[test]
     fn body_errors_are_classified() {
-        assert!(matches!(
-            parse_body::<Body>(b"{"),
-            Err(Error::MalformedJson { .. })
-        ));
-        assert!(matches!(
-            parse_body::<Body>(b""),
-            Err(Error::MalformedJson { .. })
-        ));
+        assert!(matches!(parse_body::<Body>(b"{"), Err(Error::MalformedJson { .. })));
+        assert!(matches!(parse_body::<Body>(b""), Err(Error::MalformedJson { .. })));
         assert_eq!(
             parse_body::<Body>(br#"{"name":"x","nmae":1}"#).unwrap_err(),
-            Error::InvalidAttribute {
-                name: "nmae".into(),
-                reason: "this attribute is not recognized".into()
-            }
+            Error::InvalidAttribute { name: "nmae".into(), reason: "this attribute is not recognized".into() }
         );
-        assert_eq!(
-            parse_body::<Body>(br#"{}"#).unwrap_err(),
-            Error::MissingAttribute {
-                name: "name".into()
-            }
-        );
+        assert_eq!(parse_body::<Body>(br#"{}"#).unwrap_err(), Error::MissingAttribute { name: "name".into() });
         assert_eq!(
             parse_body::<Body>(br#"{"name":"x","kind":"B"}"#).unwrap_err(),
-            Error::InvalidEnumValue {
-                field: "kind".into(),
-                value: "B".into()
-            }
+            Error::InvalidEnumValue { field: "kind".into(), value: "B".into() }
         );
         assert!(
             matches!(parse_body::<Body>(br#"{"name":5}"#), Err(Error::InvalidAttribute { name, .. }) if name == "name")

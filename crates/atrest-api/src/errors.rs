@@ -26,13 +26,11 @@ pub struct Described {
 
 pub fn describe(e: &Error) -> Described {
     use Error::*;
-    let d = |status: StatusCode, code: &'static str, detail: String, parameters: Vec<String>| {
-        Described {
-            status,
-            code,
-            detail,
-            parameters,
-        }
+    let d = |status: StatusCode, code: &'static str, detail: String, parameters: Vec<String>| Described {
+        status,
+        code,
+        detail,
+        parameters,
     };
     match e {
         MalformedJson { reason } => d(
@@ -300,10 +298,7 @@ pub fn error_response(e: &Error) -> Response {
         "reason": d.status.canonical_reason().unwrap_or(""),
     });
     let mut resp = (d.status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 

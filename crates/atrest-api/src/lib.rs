@@ -3,8 +3,11 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod cloud_provider_access;
 pub mod conventions;
+pub mod encryption_at_rest;
 pub mod errors;
+pub mod events;
 pub mod orgs;
 pub mod projects;
 
@@ -28,6 +31,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
     pub digest: Arc<auth::digest::DigestAuth>,
+    pub control: Arc<atrest_control::Control>,
 }
 
 fn atlas_routes() -> Router<AppState> {
@@ -35,6 +39,9 @@ fn atlas_routes() -> Router<AppState> {
         .merge(orgs::routes())
         .merge(api_keys::routes())
         .merge(projects::routes())
+        .merge(cloud_provider_access::routes())
+        .merge(encryption_at_rest::routes())
+        .merge(events::routes())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -45,16 +52,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn not_found(req: Request) -> Response {
-    error_response(&Error::ResourceNotFound {
-        path: req.uri().path().to_owned(),
-    })
+    error_response(&Error::ResourceNotFound { path: req.uri().path().to_owned() })
 }
 
 async fn method_not_allowed(req: Request) -> Response {
-    error_response(&Error::MethodNotAllowed {
-        method: req.method().to_string(),
-        path: req.uri().path().to_owned(),
-    })
+    error_response(&Error::MethodNotAllowed { method: req.method().to_string(), path: req.uri().path().to_owned() })
 }
 
 pub fn router(state: AppState) -> Router {
@@ -77,10 +79,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = tower::ServiceExt::map_request(router(state), conventions::normalize);
-    axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(app),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(shutdown).await
 }

@@ -15,9 +15,7 @@ use crate::errors::ApiResult;
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orgs", get(list))
-        .route("/orgs/{orgId}", get(read))
+    Router::new().route("/orgs", get(list)).route("/orgs/{orgId}", get(read))
 }
 
 fn view(ctx: &Ctx, org: &Org) -> Value {
@@ -30,12 +28,7 @@ fn view(ctx: &Ctx, org: &Org) -> Value {
     })
 }
 
-async fn list(
-    State(s): State<AppState>,
-    who: Principal,
-    ctx: Ctx,
-    paging: Paging,
-) -> ApiResult<Response> {
+async fn list(State(s): State<AppState>, who: Principal, ctx: Ctx, paging: Paging) -> ApiResult<Response> {
     who.require(Operation::ListOrgs, None)?;
     let orgs = s.store.list_orgs(&who.org_id).await?;
     let total = orgs.len() as u64;
@@ -48,17 +41,10 @@ async fn list(
     Ok(ok(paging.list(page, total)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    who: Principal,
-    ctx: Ctx,
-    Path(org): Path<String>,
-) -> ApiResult<Response> {
+async fn read(State(s): State<AppState>, who: Principal, ctx: Ctx, Path(org): Path<String>) -> ApiResult<Response> {
     let org = path_id("orgId", &org)?;
     who.own_org(&org)?;
     who.require(Operation::ReadOrg, None)?;
-    let org = s.store.get_org(&org).await?.ok_or(Error::OrgNotFound {
-        id: org.to_string(),
-    })?;
+    let org = s.store.get_org(&org).await?.ok_or(Error::OrgNotFound { id: org.to_string() })?;
     Ok(ok(view(&ctx, &org)))
 }

@@ -86,11 +86,7 @@ async fn create(
     who.require(Operation::CreateProject, None)?;
     if let Some(owner) = query_map(&uri).get("projectOwnerId") {
         if !ObjectId::is_valid(owner) {
-            return Err(Error::InvalidQueryParameter {
-                name: "projectOwnerId".into(),
-                value: owner.clone(),
-            }
-            .into());
+            return Err(Error::InvalidQueryParameter { name: "projectOwnerId".into(), value: owner.clone() }.into());
         }
     }
     if body.region_usage_restrictions.is_some() {
@@ -114,10 +110,7 @@ async fn create(
                 .tags
                 .unwrap_or_default()
                 .into_iter()
-                .map(|t| ResourceTag {
-                    key: t.key,
-                    value: t.value,
-                })
+                .map(|t| ResourceTag { key: t.key, value: t.value })
                 .collect(),
             with_default_alerts_settings: body.with_default_alerts_settings.unwrap_or(true),
         },
@@ -127,34 +120,18 @@ async fn create(
     Ok(ok(view(&ctx, &project)))
 }
 
-async fn list(
-    State(s): State<AppState>,
-    who: Principal,
-    ctx: Ctx,
-    paging: Paging,
-) -> ApiResult<Response> {
+async fn list(State(s): State<AppState>, who: Principal, ctx: Ctx, paging: Paging) -> ApiResult<Response> {
     who.require(Operation::ListProjects, None)?;
     let scope = if who.grants.sees_all_projects() {
         ProjectScope::Org(who.org_id)
     } else {
-        ProjectScope::Only {
-            org: who.org_id,
-            ids: who.grants.projects().cloned().collect(),
-        }
+        ProjectScope::Only { org: who.org_id, ids: who.grants.projects().cloned().collect() }
     };
     let (projects, total) = s.store.list_projects(&scope, &paging.page).await?;
-    Ok(ok(paging.list(
-        projects.iter().map(|p| view(&ctx, p)).collect(),
-        total,
-    )))
+    Ok(ok(paging.list(projects.iter().map(|p| view(&ctx, p)).collect(), total)))
 }
 
-async fn read(
-    State(s): State<AppState>,
-    who: Principal,
-    ctx: Ctx,
-    Path(group): Path<String>,
-) -> ApiResult<Response> {
+async fn read(State(s): State<AppState>, who: Principal, ctx: Ctx, Path(group): Path<String>) -> ApiResult<Response> {
     let project = load(&s, &who, Operation::ReadProject, &group).await?;
     Ok(ok(view(&ctx, &project)))
 }
@@ -172,11 +149,7 @@ async fn read_by_name(
     }
 }
 
-async fn delete(
-    State(s): State<AppState>,
-    who: Principal,
-    Path(group): Path<String>,
-) -> ApiResult<Response> {
+async fn delete(State(s): State<AppState>, who: Principal, Path(group): Path<String>) -> ApiResult<Response> {
     let project = load(&s, &who, Operation::DeleteProject, &group).await?;
     s.store.delete_project(&project.id).await?;
     Ok(no_content())

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::config::{self, Profile, DEFAULT_PROFILE};
 use crate::ctx::{group_path, Ctx, Global, Page, V2};
@@ -48,10 +48,7 @@ pub async fn login(a: LoginArgs) -> Result<()> {
         None => Default::default(),
     };
     let pick = |flag: &Option<String>, key: &str| {
-        flag.clone()
-            .or_else(|| file.get(key).cloned())
-            .or_else(|| std::env::var(key).ok())
-            .filter(|v| !v.is_empty())
+        flag.clone().or_else(|| file.get(key).cloned()).or_else(|| std::env::var(key).ok()).filter(|v| !v.is_empty())
     };
     let url = pick(&a.url, "ATREST_URL");
     let public_key = pick(&a.public_key, "ATREST_PUBLIC_KEY");
@@ -62,25 +59,15 @@ pub async fn login(a: LoginArgs) -> Result<()> {
              <data-dir>/bootstrap-credentials)",
         ));
     };
-    let api = Api::new(Credentials {
-        url: url.clone(),
-        public_key: public_key.clone(),
-        private_key: private_key.clone(),
-    })?;
+    let api =
+        Api::new(Credentials { url: url.clone(), public_key: public_key.clone(), private_key: private_key.clone() })?;
     // Verify before saving anything.
     let orgs = api.send(&Request::get(format!("{V2}/orgs"))).await?.json()?;
     let org_ids: Vec<String> = orgs["results"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|o| o["id"].as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(|o| o["id"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
-    let org_id = file
-        .get("ATREST_ORG_ID")
-        .cloned()
-        .or_else(|| (org_ids.len() == 1).then(|| org_ids[0].clone()));
+    let org_id = file.get("ATREST_ORG_ID").cloned().or_else(|| (org_ids.len() == 1).then(|| org_ids[0].clone()));
 
     let path = config::profiles_path()?;
     let mut profiles = config::load_profiles(&path)?;
@@ -103,11 +90,9 @@ pub async fn login(a: LoginArgs) -> Result<()> {
     });
     match output::choose(a.output) {
         Format::Json => println!("{summary}"),
-        Format::Table => println!(
-            "Logged in to {url} as {public_key}; saved profile {:?} in {}",
-            a.profile,
-            path.display()
-        ),
+        Format::Table => {
+            println!("Logged in to {url} as {public_key}; saved profile {:?} in {}", a.profile, path.display())
+        }
     }
     Ok(())
 }
@@ -116,11 +101,7 @@ pub async fn logout(a: LogoutArgs) -> Result<()> {
     let path = config::profiles_path()?;
     let mut profiles = config::load_profiles(&path)?;
     if profiles.remove(&a.profile).is_none() {
-        return Err(CliError::usage(format!(
-            "no profile named {:?} in {}",
-            a.profile,
-            path.display()
-        )));
+        return Err(CliError::usage(format!("no profile named {:?} in {}", a.profile, path.display())));
     }
     config::save_profiles(&path, &profiles)?;
     eprintln!("Removed profile {:?} from {}", a.profile, path.display());
@@ -163,16 +144,12 @@ pub async fn orgs(a: OrgsArgs) -> Result<()> {
     let ctx = Ctx::new(&a.g)?;
     match &a.cmd {
         OrgsCmd::List(_) => {
-            let view = View::List {
-                key: "results",
-                columns: ORG_COLUMNS,
-            };
+            let view = View::List { key: "results", columns: ORG_COLUMNS };
             ctx.show(&orgs_request(&a.cmd, None), view).await?;
         }
         OrgsCmd::Describe { id } => {
             let org = ctx.org_id(id.as_deref()).await?;
-            ctx.show(&orgs_request(&a.cmd, Some(&org)), View::Entity(ORG_COLUMNS))
-                .await?;
+            ctx.show(&orgs_request(&a.cmd, Some(&org)), View::Entity(ORG_COLUMNS)).await?;
         }
     }
     Ok(())
@@ -194,7 +171,9 @@ pub enum ProjectsCmd {
     #[command(after_help = "Example:\n  atrest projects list\n  atrest projects list -o json | jq -r '.results[].id'")]
     List(Page),
     /// Create a project
-    #[command(after_help = "Example:\n  atrest projects create prod\n  atrest projects create prod --org-id 6650e1a1c4b2a93f0a1b2c3d")]
+    #[command(
+        after_help = "Example:\n  atrest projects create prod\n  atrest projects create prod --org-id 6650e1a1c4b2a93f0a1b2c3d"
+    )]
     Create {
         /// Project name
         name: String,
@@ -203,7 +182,9 @@ pub enum ProjectsCmd {
         org_id: Option<String>,
     },
     /// Show one project, by id or by name
-    #[command(after_help = "Example:\n  atrest projects describe 6650e1a1c4b2a93f0a1b2c3e\n  atrest projects describe --name prod")]
+    #[command(
+        after_help = "Example:\n  atrest projects describe 6650e1a1c4b2a93f0a1b2c3e\n  atrest projects describe --name prod"
+    )]
     Describe {
         /// Project id
         #[arg(required_unless_present = "name", conflicts_with = "name")]
@@ -220,26 +201,19 @@ pub enum ProjectsCmd {
     },
 }
 
-const PROJECT_COLUMNS: &[Column] = &[
-    ("ID", "/id"),
-    ("NAME", "/name"),
-    ("ORG ID", "/orgId"),
-    ("CLUSTERS", "/clusterCount"),
-    ("CREATED", "/created"),
-];
+const PROJECT_COLUMNS: &[Column] =
+    &[("ID", "/id"), ("NAME", "/name"), ("ORG ID", "/orgId"), ("CLUSTERS", "/clusterCount"), ("CREATED", "/created")];
 
 pub fn projects_request(cmd: &ProjectsCmd, org: Option<&str>) -> Request {
     match cmd {
         ProjectsCmd::List(p) => Request::get(format!("{V2}/groups{}", p.query())),
-        ProjectsCmd::Create { name, .. } => Request::post(
-            format!("{V2}/groups"),
-            json!({"name": name, "orgId": org.unwrap_or_default()}),
-        ),
+        ProjectsCmd::Create { name, .. } => {
+            Request::post(format!("{V2}/groups"), json!({"name": name, "orgId": org.unwrap_or_default()}))
+        }
         ProjectsCmd::Describe { id: Some(id), .. } => Request::get(group_path(id)),
-        ProjectsCmd::Describe { name, .. } => Request::get(format!(
-            "{V2}/groups/byName/{}",
-            seg(name.as_deref().unwrap_or_default())
-        )),
+        ProjectsCmd::Describe { name, .. } => {
+            Request::get(format!("{V2}/groups/byName/{}", seg(name.as_deref().unwrap_or_default())))
+        }
         ProjectsCmd::Delete { id } => Request::delete(group_path(id)),
     }
 }
@@ -248,33 +222,18 @@ pub async fn projects(a: ProjectsArgs) -> Result<()> {
     let ctx = Ctx::new(&a.g)?;
     match &a.cmd {
         ProjectsCmd::List(_) => {
-            let view = View::List {
-                key: "results",
-                columns: PROJECT_COLUMNS,
-            };
+            let view = View::List { key: "results", columns: PROJECT_COLUMNS };
             ctx.show(&projects_request(&a.cmd, None), view).await?;
         }
         ProjectsCmd::Create { org_id, .. } => {
             let org = ctx.org_id(org_id.as_deref()).await?;
-            ctx.show(
-                &projects_request(&a.cmd, Some(&org)),
-                View::Entity(PROJECT_COLUMNS),
-            )
-            .await?;
+            ctx.show(&projects_request(&a.cmd, Some(&org)), View::Entity(PROJECT_COLUMNS)).await?;
         }
         ProjectsCmd::Describe { .. } => {
-            ctx.show(
-                &projects_request(&a.cmd, None),
-                View::Entity(PROJECT_COLUMNS),
-            )
-            .await?;
+            ctx.show(&projects_request(&a.cmd, None), View::Entity(PROJECT_COLUMNS)).await?;
         }
         ProjectsCmd::Delete { id } => {
-            ctx.show(
-                &projects_request(&a.cmd, None),
-                View::Message(format!("Deleted project {id}")),
-            )
-            .await?;
+            ctx.show(&projects_request(&a.cmd, None), View::Message(format!("Deleted project {id}"))).await?;
         }
     }
     Ok(())
@@ -322,8 +281,10 @@ pub enum ApiKeysCmd {
         id: String,
     },
     /// Give an API key roles on a project (replaces its roles there)
-    #[command(after_help = "Example:\n  atrest api-keys assign 6650e1a1c4b2a93f0a1b2c3f --project 6650e1a1c4b2a93f0a1b2c3e --role GROUP_READ_ONLY\n\n\
-        Project roles: GROUP_OWNER, GROUP_CLUSTER_MANAGER, GROUP_READ_ONLY, ...")]
+    #[command(
+        after_help = "Example:\n  atrest api-keys assign 6650e1a1c4b2a93f0a1b2c3f --project 6650e1a1c4b2a93f0a1b2c3e --role GROUP_READ_ONLY\n\n\
+        Project roles: GROUP_OWNER, GROUP_CLUSTER_MANAGER, GROUP_READ_ONLY, ..."
+    )]
     Assign {
         /// API key id
         id: String,
@@ -336,12 +297,8 @@ pub enum ApiKeysCmd {
     },
 }
 
-const KEY_COLUMNS: &[Column] = &[
-    ("ID", "/id"),
-    ("PUBLIC KEY", "/publicKey"),
-    ("DESCRIPTION", "/desc"),
-    ("ROLES", "/roles/*/roleName"),
-];
+const KEY_COLUMNS: &[Column] =
+    &[("ID", "/id"), ("PUBLIC KEY", "/publicKey"), ("DESCRIPTION", "/desc"), ("ROLES", "/roles/*/roleName")];
 
 const NEW_KEY_COLUMNS: &[Column] = &[
     ("ID", "/id"),
@@ -355,15 +312,12 @@ pub fn api_keys_request(cmd: &ApiKeysCmd, org: &str) -> Request {
     let base = format!("{V2}/orgs/{}/apiKeys", seg(org));
     match cmd {
         ApiKeysCmd::List(p) => Request::get(format!("{base}{}", p.query())),
-        ApiKeysCmd::Create { desc, roles } => {
-            Request::post(base, json!({"desc": desc, "roles": roles}))
-        }
+        ApiKeysCmd::Create { desc, roles } => Request::post(base, json!({"desc": desc, "roles": roles})),
         ApiKeysCmd::Describe { id } => Request::get(format!("{base}/{}", seg(id))),
         ApiKeysCmd::Delete { id } => Request::delete(format!("{base}/{}", seg(id))),
-        ApiKeysCmd::Assign { id, project, roles } => Request::patch(
-            format!("{}/apiKeys/{}", group_path(project), seg(id)),
-            json!({"roles": roles}),
-        ),
+        ApiKeysCmd::Assign { id, project, roles } => {
+            Request::patch(format!("{}/apiKeys/{}", group_path(project), seg(id)), json!({"roles": roles}))
+        }
     }
 }
 
@@ -375,20 +329,14 @@ pub async fn api_keys(a: ApiKeysArgs) -> Result<()> {
     };
     let req = api_keys_request(&a.cmd, &org);
     let view = match &a.cmd {
-        ApiKeysCmd::List(_) => View::List {
-            key: "results",
-            columns: KEY_COLUMNS,
-        },
+        ApiKeysCmd::List(_) => View::List { key: "results", columns: KEY_COLUMNS },
         ApiKeysCmd::Create { .. } => View::Entity(NEW_KEY_COLUMNS),
         ApiKeysCmd::Delete { id } => View::Message(format!("Deleted API key {id}")),
         ApiKeysCmd::Describe { .. } | ApiKeysCmd::Assign { .. } => View::Entity(KEY_COLUMNS),
     };
-    let v: Value = ctx.show(&req, view).await?;
+    ctx.show(&req, view).await?;
     if matches!(a.cmd, ApiKeysCmd::Create { .. }) && ctx.is_table() {
-        eprintln!(
-            "Save the private key {} now: it is never shown again.",
-            v["privateKey"].as_str().unwrap_or("")
-        );
+        eprintln!("Save the private key now: it is never shown again.");
     }
     Ok(())
 }
@@ -400,23 +348,11 @@ mod tests {
 
     #[test]
     fn project_requests() {
-        let r = projects_request(
-            &ProjectsCmd::Create {
-                name: "prod".into(),
-                org_id: None,
-            },
-            Some("o1"),
-        );
+        let r = projects_request(&ProjectsCmd::Create { name: "prod".into(), org_id: None }, Some("o1"));
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.path, "/api/atlas/v2/groups");
         assert_eq!(r.body, Some(json!({"name": "prod", "orgId": "o1"})));
-        let r = projects_request(
-            &ProjectsCmd::Describe {
-                id: None,
-                name: Some("a b".into()),
-            },
-            None,
-        );
+        let r = projects_request(&ProjectsCmd::Describe { id: None, name: Some("a b".into()) }, None);
         assert_eq!(r.path, "/api/atlas/v2/groups/byName/a%20b");
         let r = projects_request(&ProjectsCmd::Delete { id: "g1".into() }, None);
         assert_eq!((r.method, r.path.as_str()), (Method::DELETE, "/api/atlas/v2/groups/g1"));
@@ -424,21 +360,11 @@ mod tests {
 
     #[test]
     fn api_key_requests() {
-        let r = api_keys_request(
-            &ApiKeysCmd::Create {
-                desc: "reader".into(),
-                roles: vec!["ORG_MEMBER".into()],
-            },
-            "o1",
-        );
+        let r = api_keys_request(&ApiKeysCmd::Create { desc: "reader".into(), roles: vec!["ORG_MEMBER".into()] }, "o1");
         assert_eq!(r.path, "/api/atlas/v2/orgs/o1/apiKeys");
         assert_eq!(r.body, Some(json!({"desc": "reader", "roles": ["ORG_MEMBER"]})));
         let r = api_keys_request(
-            &ApiKeysCmd::Assign {
-                id: "k1".into(),
-                project: "g1".into(),
-                roles: vec!["GROUP_READ_ONLY".into()],
-            },
+            &ApiKeysCmd::Assign { id: "k1".into(), project: "g1".into(), roles: vec!["GROUP_READ_ONLY".into()] },
             "",
         );
         assert_eq!(r.method, Method::PATCH);

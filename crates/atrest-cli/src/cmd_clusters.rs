@@ -26,7 +26,9 @@ pub struct ClustersArgs {
 #[derive(Subcommand, Debug)]
 pub enum ClustersCmd {
     /// Create a replica set cluster on AWS
-    #[command(after_help = "Example:\n  atrest clusters create orders --region US_EAST_1 --instance-size M10 --customer-keys --wait")]
+    #[command(
+        after_help = "Example:\n  atrest clusters create orders --region US_EAST_1 --instance-size M10 --customer-keys --wait"
+    )]
     Create(ClusterCreate),
     /// List the project's clusters
     #[command(after_help = "Example:\n  atrest clusters list")]
@@ -38,7 +40,9 @@ pub enum ClustersCmd {
         name: String,
     },
     /// Change a cluster: customer keys on or off, instance size, paused
-    #[command(after_help = "Example:\n  atrest clusters update orders --customer-keys false --wait\n  atrest clusters update orders --instance-size M20 --wait")]
+    #[command(
+        after_help = "Example:\n  atrest clusters update orders --customer-keys false --wait\n  atrest clusters update orders --instance-size M20 --wait"
+    )]
     Update(ClusterUpdate),
     /// Delete a cluster
     #[command(after_help = "Example:\n  atrest clusters delete orders --wait")]
@@ -129,10 +133,7 @@ pub fn cluster_create_request(project: &str, c: &ClusterCreate) -> Request {
 pub fn cluster_update_body(u: &ClusterUpdate, current: Option<&Value>) -> Result<Value> {
     let mut body = Map::new();
     if let Some(on) = u.customer_keys {
-        body.insert(
-            "encryptionAtRestProvider".into(),
-            json!(if on { "AWS" } else { "NONE" }),
-        );
+        body.insert("encryptionAtRestProvider".into(), json!(if on { "AWS" } else { "NONE" }));
     }
     if let Some(p) = u.paused {
         body.insert("paused".into(), json!(p));
@@ -145,9 +146,7 @@ pub fn cluster_update_body(u: &ClusterUpdate, current: Option<&Value>) -> Result
         body.insert("replicationSpecs".into(), Value::Array(specs));
     }
     if body.is_empty() {
-        return Err(CliError::usage(
-            "nothing to update: give --customer-keys, --instance-size or --paused",
-        ));
+        return Err(CliError::usage("nothing to update: give --customer-keys, --instance-size or --paused"));
     }
     Ok(Value::Object(body))
 }
@@ -192,10 +191,7 @@ fn resized_spec(spec: &Value, size: &str) -> Value {
 }
 
 pub fn cluster_update_request(project: &str, u: &ClusterUpdate, current: Option<&Value>) -> Result<Request> {
-    Ok(
-        Request::patch(cluster_path(project, &u.name), cluster_update_body(u, current)?)
-            .accept(V2_CLUSTERS),
-    )
+    Ok(Request::patch(cluster_path(project, &u.name), cluster_update_body(u, current)?).accept(V2_CLUSTERS))
 }
 
 pub fn cluster_request(project: &str, cmd: &ClustersCmd) -> Request {
@@ -220,15 +216,8 @@ async fn wait_cluster(ctx: &Ctx, project: &str, name: &str, wait: &WaitArgs, gon
         if !(200..300).contains(&resp.status) {
             return Err(CliError::from_response(resp.status, &resp.body));
         }
-        let state = resp.json()?["stateName"]
-            .as_str()
-            .unwrap_or("UNKNOWN")
-            .to_owned();
-        Ok(if !gone && state == "IDLE" {
-            Poll::Done(state, Some(resp.body))
-        } else {
-            Poll::Pending(state)
-        })
+        let state = resp.json()?["stateName"].as_str().unwrap_or("UNKNOWN").to_owned();
+        Ok(if !gone && state == "IDLE" { Poll::Done(state, Some(resp.body)) } else { Poll::Pending(state) })
     })
     .await?;
     if let Some(body) = body {
@@ -242,15 +231,11 @@ pub async fn clusters(a: ClustersArgs) -> Result<()> {
     let ctx = Ctx::new(&a.g)?;
     match &a.cmd {
         ClustersCmd::List(_) => {
-            let view = View::List {
-                key: "results",
-                columns: CLUSTER_COLUMNS,
-            };
+            let view = View::List { key: "results", columns: CLUSTER_COLUMNS };
             ctx.show(&cluster_request(project, &a.cmd), view).await?;
         }
         ClustersCmd::Describe { .. } => {
-            ctx.show(&cluster_request(project, &a.cmd), View::Entity(CLUSTER_COLUMNS))
-                .await?;
+            ctx.show(&cluster_request(project, &a.cmd), View::Entity(CLUSTER_COLUMNS)).await?;
         }
         ClustersCmd::Create(c) => {
             let req = cluster_create_request(project, c);
@@ -262,11 +247,8 @@ pub async fn clusters(a: ClustersArgs) -> Result<()> {
             }
         }
         ClustersCmd::Update(u) => {
-            let current = if u.instance_size.is_some() {
-                Some(ctx.json(&cluster_request(project, &a.cmd)).await?)
-            } else {
-                None
-            };
+            let current =
+                if u.instance_size.is_some() { Some(ctx.json(&cluster_request(project, &a.cmd)).await?) } else { None };
             let req = cluster_update_request(project, u, current.as_ref())?;
             if u.wait.wait {
                 ctx.api.send(&req).await?;
@@ -277,8 +259,7 @@ pub async fn clusters(a: ClustersArgs) -> Result<()> {
         }
         ClustersCmd::Delete { name, wait } => {
             let req = cluster_request(project, &a.cmd);
-            ctx.show(&req, View::Message(format!("Deleting cluster {name}")))
-                .await?;
+            ctx.show(&req, View::Message(format!("Deleting cluster {name}"))).await?;
             if wait.wait {
                 wait_cluster(&ctx, project, name, wait, true).await?;
             }
@@ -315,8 +296,10 @@ pub struct Target {
 #[derive(Subcommand, Debug)]
 pub enum DataCmd {
     /// Insert documents (JSON arguments, or JSON read from stdin when none are given)
-    #[command(after_help = "Example:\n  atrest data insert --cluster orders --db shop --collection items '{\"sku\":\"a1\",\"qty\":3}'\n  \
-        jq -c '.[]' items.json | atrest data insert --cluster orders --db shop --collection items")]
+    #[command(
+        after_help = "Example:\n  atrest data insert --cluster orders --db shop --collection items '{\"sku\":\"a1\",\"qty\":3}'\n  \
+        jq -c '.[]' items.json | atrest data insert --cluster orders --db shop --collection items"
+    )]
     Insert {
         #[command(flatten)]
         target: Target,
@@ -325,7 +308,9 @@ pub enum DataCmd {
         documents: Vec<String>,
     },
     /// Find documents
-    #[command(after_help = "Example:\n  atrest data find --cluster orders --db shop --collection items --filter '{\"sku\":\"a1\"}' --limit 10")]
+    #[command(
+        after_help = "Example:\n  atrest data find --cluster orders --db shop --collection items --filter '{\"sku\":\"a1\"}' --limit 10"
+    )]
     Find {
         #[command(flatten)]
         target: Target,
@@ -342,11 +327,7 @@ pub enum DataCmd {
 }
 
 pub fn data_path(project: &str, cluster: &str, action: &str) -> String {
-    format!(
-        "/data/v1/groups/{}/clusters/{}/action/{action}",
-        seg(project),
-        seg(cluster)
-    )
+    format!("/data/v1/groups/{}/clusters/{}/action/{action}", seg(project), seg(cluster))
 }
 
 fn parse_json(what: &str, s: &str) -> Result<Value> {
@@ -381,26 +362,14 @@ pub fn collect_documents(args: &[String], stdin: Option<&str>) -> Result<Vec<Val
 pub fn insert_request(project: &str, t: &Target, docs: Vec<Value>) -> Request {
     let (action, body) = if docs.len() == 1 {
         let doc = docs.into_iter().next().unwrap_or_default();
-        (
-            "insertOne",
-            json!({"database": t.db, "collection": t.collection, "document": doc}),
-        )
+        ("insertOne", json!({"database": t.db, "collection": t.collection, "document": doc}))
     } else {
-        (
-            "insertMany",
-            json!({"database": t.db, "collection": t.collection, "documents": docs}),
-        )
+        ("insertMany", json!({"database": t.db, "collection": t.collection, "documents": docs}))
     };
     Request::post(data_path(project, &t.cluster, action), body).accept(PLAIN_JSON)
 }
 
-pub fn find_request(
-    project: &str,
-    t: &Target,
-    filter: Option<&str>,
-    limit: Option<u64>,
-    one: bool,
-) -> Result<Request> {
+pub fn find_request(project: &str, t: &Target, filter: Option<&str>, limit: Option<u64>, one: bool) -> Result<Request> {
     let mut body = json!({"database": t.db, "collection": t.collection});
     let filter = match filter {
         Some(f) => parse_json("--filter", f)?,
@@ -432,15 +401,9 @@ pub async fn data(a: DataArgs) -> Result<()> {
             };
             let docs = collect_documents(documents, stdin.as_deref())?;
             let ctx = Ctx::new(&a.g)?;
-            ctx.show(&insert_request(project, target, docs), View::AllFields)
-                .await?;
+            ctx.show(&insert_request(project, target, docs), View::AllFields).await?;
         }
-        DataCmd::Find {
-            target,
-            filter,
-            limit,
-            one,
-        } => {
+        DataCmd::Find { target, filter, limit, one } => {
             let req = find_request(project, target, filter.as_deref(), *limit, *one)?;
             let ctx = Ctx::new(&a.g)?;
             let resp = ctx.api.send(&req).await?;
@@ -489,29 +452,19 @@ pub enum EventsCmd {
     },
 }
 
-const EVENT_COLUMNS: &[Column] = &[
-    ("CREATED", "/created"),
-    ("EVENT TYPE", "/eventTypeName"),
-    ("CLUSTER", "/clusterName"),
-    ("ID", "/id"),
-];
+const EVENT_COLUMNS: &[Column] =
+    &[("CREATED", "/created"), ("EVENT TYPE", "/eventTypeName"), ("CLUSTER", "/clusterName"), ("ID", "/id")];
 
 pub fn events_request(project: &str, cmd: &EventsCmd) -> Request {
     let EventsCmd::List { limit, page } = cmd;
-    let p = Page {
-        page: *page,
-        items_per_page: *limit,
-    };
+    let p = Page { page: *page, items_per_page: *limit };
     Request::get(format!("{}/events{}", group_path(project), p.query()))
 }
 
 pub async fn events(a: EventsArgs) -> Result<()> {
     let project = a.p.id()?;
     let ctx = Ctx::new(&a.g)?;
-    let view = View::List {
-        key: "results",
-        columns: EVENT_COLUMNS,
-    };
+    let view = View::List { key: "results", columns: EVENT_COLUMNS };
     ctx.show(&events_request(project, &a.cmd), view).await?;
     Ok(())
 }
@@ -523,13 +476,7 @@ mod tests {
     use crate::progress::Timing;
 
     fn no_wait() -> WaitArgs {
-        WaitArgs {
-            wait: false,
-            timing: Timing {
-                timeout: 600,
-                poll_interval: 2.0,
-            },
-        }
+        WaitArgs { wait: false, timing: Timing { timeout: 600, poll_interval: 2.0 } }
     }
 
     #[test]
@@ -573,22 +520,14 @@ mod tests {
         let r = cluster_update_request("g1", &u, None).unwrap();
         assert_eq!(r.method, Method::PATCH);
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/clusters/orders");
-        assert_eq!(
-            r.body,
-            Some(json!({"encryptionAtRestProvider": "NONE", "paused": true}))
-        );
+        assert_eq!(r.body, Some(json!({"encryptionAtRestProvider": "NONE", "paused": true})));
 
         let current = json!({"name": "orders", "stateName": "IDLE", "replicationSpecs": [{
             "id": "x", "zoneId": "z", "zoneName": "Zone 1",
             "regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
                 "electableSpecs": {"instanceSize": "M10", "nodeCount": 3, "diskIOPS": null},
                 "readOnlySpecs": {"instanceSize": "M10", "nodeCount": 0}, "analyticsSpecs": null}]}]});
-        let u = ClusterUpdate {
-            instance_size: Some("M20".into()),
-            customer_keys: None,
-            paused: None,
-            ..u
-        };
+        let u = ClusterUpdate { instance_size: Some("M20".into()), customer_keys: None, paused: None, ..u };
         let body = cluster_update_body(&u, Some(&current)).unwrap();
         assert_eq!(
             body,
@@ -597,22 +536,13 @@ mod tests {
                 "electableSpecs": {"instanceSize": "M20", "nodeCount": 3, "diskIOPS": null},
                 "readOnlySpecs": {"instanceSize": "M20", "nodeCount": 0}}]}]})
         );
-        let empty = ClusterUpdate {
-            instance_size: None,
-            ..u
-        };
+        let empty = ClusterUpdate { instance_size: None, ..u };
         assert_eq!(cluster_update_body(&empty, None).unwrap_err().exit_code(), 2);
     }
 
     #[test]
     fn cluster_other_requests() {
-        let r = cluster_request(
-            "g1",
-            &ClustersCmd::Delete {
-                name: "orders".into(),
-                wait: no_wait(),
-            },
-        );
+        let r = cluster_request("g1", &ClustersCmd::Delete { name: "orders".into(), wait: no_wait() });
         assert_eq!(r.method, Method::DELETE);
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/clusters/orders");
         assert_eq!(r.accept, V2_CLUSTERS);
@@ -622,18 +552,11 @@ mod tests {
 
     #[test]
     fn data_requests() {
-        let t = Target {
-            cluster: "c1".into(),
-            db: "shop".into(),
-            collection: "items".into(),
-        };
+        let t = Target { cluster: "c1".into(), db: "shop".into(), collection: "items".into() };
         let docs = collect_documents(&[r#"{"a":1}"#.into()], None).unwrap();
         let r = insert_request("g1", &t, docs);
         assert_eq!(r.path, "/data/v1/groups/g1/clusters/c1/action/insertOne");
-        assert_eq!(
-            r.body,
-            Some(json!({"database": "shop", "collection": "items", "document": {"a": 1}}))
-        );
+        assert_eq!(r.body, Some(json!({"database": "shop", "collection": "items", "document": {"a": 1}})));
         let docs = collect_documents(&[], Some("{\"a\":1}\n{\"a\":2}\n[{\"a\":3}]")).unwrap();
         let r = insert_request("g1", &t, docs);
         assert_eq!(r.path, "/data/v1/groups/g1/clusters/c1/action/insertMany");
@@ -654,13 +577,7 @@ mod tests {
 
     #[test]
     fn events_request_pages() {
-        let r = events_request(
-            "g1",
-            &EventsCmd::List {
-                limit: Some(20),
-                page: None,
-            },
-        );
+        let r = events_request("g1", &EventsCmd::List { limit: Some(20), page: None });
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/events?itemsPerPage=20");
     }
 }

@@ -28,7 +28,9 @@ pub enum CloudAccessCmd {
     #[command(after_help = "Example:\n  atrest cloud-provider-access create --project 6650e1a1c4b2a93f0a1b2c3e")]
     Create,
     /// Authorize the role: atrest assumes your IAM role with the external id
-    #[command(after_help = "Example:\n  atrest cloud-provider-access authorize 6650e1a1c4b2a93f0a1b2c40 \\\n    --role-arn arn:aws:iam::123456789012:role/atrest-kms")]
+    #[command(
+        after_help = "Example:\n  atrest cloud-provider-access authorize 6650e1a1c4b2a93f0a1b2c40 \\\n    --role-arn arn:aws:iam::123456789012:role/atrest-kms"
+    )]
     Authorize {
         /// Role id (roleId from `create`)
         role_id: String,
@@ -74,9 +76,7 @@ pub fn cloud_access_request(project: &str, cmd: &CloudAccessCmd) -> Request {
         ),
         CloudAccessCmd::List => Request::get(base),
         CloudAccessCmd::Describe { role_id } => Request::get(format!("{base}/{}", seg(role_id))),
-        CloudAccessCmd::Deauthorize { role_id } => {
-            Request::delete(format!("{base}/AWS/{}", seg(role_id)))
-        }
+        CloudAccessCmd::Deauthorize { role_id } => Request::delete(format!("{base}/AWS/{}", seg(role_id))),
     }
 }
 
@@ -84,13 +84,8 @@ pub async fn cloud_access(a: CloudAccessArgs) -> Result<()> {
     let project = a.p.id()?;
     let ctx = Ctx::new(&a.g)?;
     let view = match &a.cmd {
-        CloudAccessCmd::List => View::List {
-            key: "awsIamRoles",
-            columns: ROLE_COLUMNS,
-        },
-        CloudAccessCmd::Deauthorize { role_id } => {
-            View::Message(format!("Deauthorized role {role_id}"))
-        }
+        CloudAccessCmd::List => View::List { key: "awsIamRoles", columns: ROLE_COLUMNS },
+        CloudAccessCmd::Deauthorize { role_id } => View::Message(format!("Deauthorized role {role_id}")),
         _ => View::Entity(ROLE_COLUMNS),
     };
     ctx.show(&cloud_access_request(project, &a.cmd), view).await?;
@@ -115,7 +110,9 @@ pub enum EncryptionCmd {
     #[command(after_help = "Example:\n  atrest encryption-at-rest describe --project 6650e1a1c4b2a93f0a1b2c3e")]
     Describe,
     /// Change the AWS KMS settings (only the fields given are sent)
-    #[command(after_help = "Example:\n  atrest encryption-at-rest update --enabled \\\n    --key-id arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab \\\n    --region US_EAST_1 --role-id 6650e1a1c4b2a93f0a1b2c40\n  atrest encryption-at-rest update --require-private-networking true\n  atrest encryption-at-rest update --disable")]
+    #[command(
+        after_help = "Example:\n  atrest encryption-at-rest update --enabled \\\n    --key-id arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab \\\n    --region US_EAST_1 --role-id 6650e1a1c4b2a93f0a1b2c40\n  atrest encryption-at-rest update --require-private-networking true\n  atrest encryption-at-rest update --disable"
+    )]
     Update(EncryptionUpdate),
     /// Check the key now: prints the settings, exits 0 when the key is valid and 1 otherwise
     #[command(after_help = "Example:\n  atrest encryption-at-rest validate && echo key is valid")]
@@ -199,9 +196,7 @@ pub async fn encryption(a: EncryptionArgs) -> Result<()> {
         let enabled = v["awsKms"]["enabled"].as_bool().unwrap_or(false);
         let valid = v["awsKms"]["valid"].as_bool().unwrap_or(false);
         if !enabled {
-            return Err(CliError::other(
-                "AWS KMS encryption at rest is not enabled for this project",
-            ));
+            return Err(CliError::other("AWS KMS encryption at rest is not enabled for this project"));
         }
         if !valid {
             return Err(CliError::other(
@@ -232,8 +227,10 @@ pub struct EndpointsArgs {
 pub enum EndpointsCmd {
     /// Create a private endpoint to AWS KMS in each region given (needs
     /// requirePrivateNetworking first)
-    #[command(after_help = "Example:\n  atrest private-endpoints create --region US_EAST_1 --region EU_WEST_1 --wait\n\n\
-        With --wait, exits 1 if an endpoint ends FAILED, 5 if it is still INITIATING at --timeout.")]
+    #[command(
+        after_help = "Example:\n  atrest private-endpoints create --region US_EAST_1 --region EU_WEST_1 --wait\n\n\
+        With --wait, exits 1 if an endpoint ends FAILED, 5 if it is still INITIATING at --timeout."
+    )]
     Create {
         /// AWS region, e.g. US_EAST_1 (repeat for more)
         #[arg(long = "region", value_name = "REGION", required = true)]
@@ -275,20 +272,14 @@ const ENDPOINT_COLUMNS: &[Column] = &[
     ("ERROR", "/errorMessage"),
 ];
 
-const ENDPOINTS_VIEW: View = View::List {
-    key: "results",
-    columns: ENDPOINT_COLUMNS,
-};
+const ENDPOINTS_VIEW: View = View::List { key: "results", columns: ENDPOINT_COLUMNS };
 
 pub fn endpoints_path(project: &str) -> String {
     format!("{}/encryptionAtRest/AWS/privateEndpoints", group_path(project))
 }
 
 pub fn endpoint_create_request(project: &str, region: &str) -> Request {
-    Request::post(
-        endpoints_path(project),
-        json!({"regionName": atlas_region(region)}),
-    )
+    Request::post(endpoints_path(project), json!({"regionName": atlas_region(region)}))
 }
 
 pub fn endpoint_request(project: &str, cmd: &EndpointsCmd) -> Request {
@@ -297,9 +288,7 @@ pub fn endpoint_request(project: &str, cmd: &EndpointsCmd) -> Request {
         EndpointsCmd::List(p) => Request::get(format!("{base}{}", p.query())),
         EndpointsCmd::Describe { id } => Request::get(format!("{base}/{}", seg(id))),
         EndpointsCmd::Delete { id, .. } => Request::delete(format!("{base}/{}", seg(id))),
-        EndpointsCmd::Watch { .. } | EndpointsCmd::Create { .. } => {
-            Request::get(format!("{base}?itemsPerPage=500"))
-        }
+        EndpointsCmd::Watch { .. } | EndpointsCmd::Create { .. } => Request::get(format!("{base}?itemsPerPage=500")),
     }
 }
 
@@ -336,63 +325,41 @@ pub async fn endpoints(a: EndpointsArgs) -> Result<()> {
                         let resp = ctx.api.send(&req).await?;
                         let v = resp.json()?;
                         let s = status_of(&v).to_owned();
-                        Ok(if endpoint_settled(&s) {
-                            Poll::Done(s, resp.body)
-                        } else {
-                            Poll::Pending(s)
-                        })
+                        Ok(if endpoint_settled(&s) { Poll::Done(s, resp.body) } else { Poll::Pending(s) })
                     })
                     .await?;
                     print_endpoint(ctx.format, &body);
                     let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                     if status_of(&v) == "FAILED" {
-                        failed.push(format!(
-                            "{region} ({id}): {}",
-                            v["errorMessage"].as_str().unwrap_or("no message")
-                        ));
+                        failed.push(format!("{region} ({id}): {}", v["errorMessage"].as_str().unwrap_or("no message")));
                     }
                 }
                 if !failed.is_empty() {
-                    return Err(CliError::other(format!(
-                        "private endpoint FAILED: {}",
-                        failed.join("; ")
-                    )));
+                    return Err(CliError::other(format!("private endpoint FAILED: {}", failed.join("; "))));
                 }
             }
         }
         EndpointsCmd::List(_) => {
-            ctx.show(&endpoint_request(project, &a.cmd), ENDPOINTS_VIEW)
-                .await?;
+            ctx.show(&endpoint_request(project, &a.cmd), ENDPOINTS_VIEW).await?;
         }
         EndpointsCmd::Describe { .. } => {
-            ctx.show(
-                &endpoint_request(project, &a.cmd),
-                View::Entity(ENDPOINT_COLUMNS),
-            )
-            .await?;
+            ctx.show(&endpoint_request(project, &a.cmd), View::Entity(ENDPOINT_COLUMNS)).await?;
         }
         EndpointsCmd::Delete { id, wait } => {
-            ctx.show(
-                &endpoint_request(project, &a.cmd),
-                View::Message(format!("Deleting private endpoint {id}")),
-            )
-            .await?;
+            ctx.show(&endpoint_request(project, &a.cmd), View::Message(format!("Deleting private endpoint {id}")))
+                .await?;
             if wait.wait {
                 let req = Request::get(format!("{}/{}", endpoints_path(project), seg(id)));
-                wait_for(
-                    &format!("private endpoint {id}"),
-                    &wait.timing,
-                    async || {
-                        let resp = ctx.api.execute(&req).await?;
-                        if resp.status == 404 {
-                            return Ok(Poll::Done("deleted".into(), ()));
-                        }
-                        if !(200..300).contains(&resp.status) {
-                            return Err(CliError::from_response(resp.status, &resp.body));
-                        }
-                        Ok(Poll::Pending(status_of(&resp.json()?).to_owned()))
-                    },
-                )
+                wait_for(&format!("private endpoint {id}"), &wait.timing, async || {
+                    let resp = ctx.api.execute(&req).await?;
+                    if resp.status == 404 {
+                        return Ok(Poll::Done("deleted".into(), ()));
+                    }
+                    if !(200..300).contains(&resp.status) {
+                        return Err(CliError::from_response(resp.status, &resp.body));
+                    }
+                    Ok(Poll::Pending(status_of(&resp.json()?).to_owned()))
+                })
                 .await?;
             }
         }
@@ -405,13 +372,7 @@ pub async fn endpoints(a: EndpointsArgs) -> Result<()> {
                 let pending: Vec<String> = items
                     .iter()
                     .filter(|e| !endpoint_settled(status_of(e)))
-                    .map(|e| {
-                        format!(
-                            "{} {}",
-                            e["regionName"].as_str().unwrap_or("?"),
-                            status_of(e)
-                        )
-                    })
+                    .map(|e| format!("{} {}", e["regionName"].as_str().unwrap_or("?"), status_of(e)))
                     .collect();
                 Ok(if pending.is_empty() {
                     let summary = if items.is_empty() {
@@ -419,13 +380,7 @@ pub async fn endpoints(a: EndpointsArgs) -> Result<()> {
                     } else {
                         items
                             .iter()
-                            .map(|e| {
-                                format!(
-                                    "{} {}",
-                                    e["regionName"].as_str().unwrap_or("?"),
-                                    status_of(e)
-                                )
-                            })
+                            .map(|e| format!("{} {}", e["regionName"].as_str().unwrap_or("?"), status_of(e)))
                             .collect::<Vec<_>>()
                             .join(", ")
                     };
@@ -461,32 +416,16 @@ mod tests {
         assert_eq!(r.body, Some(json!({"providerName": "AWS"})));
         let r = cloud_access_request(
             "g1",
-            &CloudAccessCmd::Authorize {
-                role_id: "r1".into(),
-                role_arn: "arn:aws:iam::1:role/x".into(),
-            },
+            &CloudAccessCmd::Authorize { role_id: "r1".into(), role_arn: "arn:aws:iam::1:role/x".into() },
         );
         assert_eq!(r.method, Method::PATCH);
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/cloudProviderAccess/r1");
-        assert_eq!(
-            r.body,
-            Some(json!({"providerName": "AWS", "iamAssumedRoleArn": "arn:aws:iam::1:role/x"}))
-        );
+        assert_eq!(r.body, Some(json!({"providerName": "AWS", "iamAssumedRoleArn": "arn:aws:iam::1:role/x"})));
         let r = cloud_access_request("g1", &CloudAccessCmd::List);
         assert_eq!((r.method, r.body), (Method::GET, None));
-        let r = cloud_access_request(
-            "g1",
-            &CloudAccessCmd::Describe {
-                role_id: "r1".into(),
-            },
-        );
+        let r = cloud_access_request("g1", &CloudAccessCmd::Describe { role_id: "r1".into() });
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/cloudProviderAccess/r1");
-        let r = cloud_access_request(
-            "g1",
-            &CloudAccessCmd::Deauthorize {
-                role_id: "r1".into(),
-            },
-        );
+        let r = cloud_access_request("g1", &CloudAccessCmd::Deauthorize { role_id: "r1".into() });
         assert_eq!(r.method, Method::DELETE);
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/cloudProviderAccess/AWS/r1");
     }
@@ -494,10 +433,7 @@ mod tests {
     #[test]
     fn encryption_requests() {
         let r = encryption_request("g1", &EncryptionCmd::Describe).unwrap();
-        assert_eq!(
-            (r.method, r.path.as_str()),
-            (Method::GET, "/api/atlas/v2/groups/g1/encryptionAtRest")
-        );
+        assert_eq!((r.method, r.path.as_str()), (Method::GET, "/api/atlas/v2/groups/g1/encryptionAtRest"));
         let r = encryption_request(
             "g1",
             &EncryptionCmd::Update(EncryptionUpdate {
@@ -516,14 +452,9 @@ mod tests {
             Some(json!({"awsKms": {"enabled": true, "customerMasterKeyID": "k",
                 "region": "US_EAST_1", "roleId": "r1", "requirePrivateNetworking": false}}))
         );
-        let r = encryption_request(
-            "g1",
-            &EncryptionCmd::Update(EncryptionUpdate {
-                disable: true,
-                ..Default::default()
-            }),
-        )
-        .unwrap();
+        let r =
+            encryption_request("g1", &EncryptionCmd::Update(EncryptionUpdate { disable: true, ..Default::default() }))
+                .unwrap();
         assert_eq!(r.body, Some(json!({"awsKms": {"enabled": false}})));
         let e = encryption_request("g1", &EncryptionCmd::Update(EncryptionUpdate::default()));
         assert_eq!(e.unwrap_err().exit_code(), 2);
@@ -533,27 +464,15 @@ mod tests {
     fn private_endpoint_requests() {
         let r = endpoint_create_request("g1", "us-east-1");
         assert_eq!(r.method, Method::POST);
-        assert_eq!(
-            r.path,
-            "/api/atlas/v2/groups/g1/encryptionAtRest/AWS/privateEndpoints"
-        );
+        assert_eq!(r.path, "/api/atlas/v2/groups/g1/encryptionAtRest/AWS/privateEndpoints");
         assert_eq!(r.body, Some(json!({"regionName": "US_EAST_1"})));
         let r = endpoint_request("g1", &EndpointsCmd::Describe { id: "e1".into() });
-        assert_eq!(
-            r.path,
-            "/api/atlas/v2/groups/g1/encryptionAtRest/AWS/privateEndpoints/e1"
-        );
+        assert_eq!(r.path, "/api/atlas/v2/groups/g1/encryptionAtRest/AWS/privateEndpoints/e1");
         let r = endpoint_request(
             "g1",
             &EndpointsCmd::Delete {
                 id: "e1".into(),
-                wait: WaitArgs {
-                    wait: false,
-                    timing: Timing {
-                        timeout: 1,
-                        poll_interval: 1.0,
-                    },
-                },
+                wait: WaitArgs { wait: false, timing: Timing { timeout: 1, poll_interval: 1.0 } },
             },
         );
         assert_eq!(r.method, Method::DELETE);

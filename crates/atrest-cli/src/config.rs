@@ -35,9 +35,7 @@ pub fn config_dir() -> Result<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".config").join("atrest")),
-        None => Err(CliError::usage(
-            "cannot find the configuration directory: set ATREST_CONFIG_DIR or HOME",
-        )),
+        None => Err(CliError::usage("cannot find the configuration directory: set ATREST_CONFIG_DIR or HOME")),
     }
 }
 
@@ -47,21 +45,16 @@ pub fn profiles_path() -> Result<PathBuf> {
 
 pub fn load_profiles(path: &Path) -> Result<BTreeMap<String, Profile>> {
     match std::fs::read_to_string(path) {
-        Ok(text) => toml::from_str(&text).map_err(|e| {
-            CliError::other(format!("cannot read the profiles in {}: {e}", path.display()))
-        }),
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| CliError::other(format!("cannot read the profiles in {}: {e}", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(CliError::other(format!(
-            "cannot read {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(CliError::other(format!("cannot read {}: {e}", path.display()))),
     }
 }
 
 /// Writes the whole file, owner-only (0600), replacing it atomically.
 pub fn save_profiles(path: &Path, profiles: &BTreeMap<String, Profile>) -> Result<()> {
-    let text = toml::to_string(profiles)
-        .map_err(|e| CliError::other(format!("cannot encode the profiles: {e}")))?;
+    let text = toml::to_string(profiles).map_err(|e| CliError::other(format!("cannot encode the profiles: {e}")))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let io = |e: std::io::Error| CliError::other(format!("cannot write {}: {e}", path.display()));
     create_private_dir(dir).map_err(io)?;
@@ -78,13 +71,10 @@ pub fn save_profiles(path: &Path, profiles: &BTreeMap<String, Profile>) -> Resul
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            f.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(io)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
-        f.write_all(
-            b"# atrest client profiles, written by `atrest login`. Holds private API keys: keep it 0600.\n",
-        )
-        .map_err(io)?;
+        f.write_all(b"# atrest client profiles, written by `atrest login`. Holds private API keys: keep it 0600.\n")
+            .map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;
     }
@@ -110,8 +100,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 /// Reads a `KEY=value` file such as `<data-dir>/bootstrap-credentials`.
 pub fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CliError::usage(format!("cannot read {}: {e}", path.display())))?;
     Ok(text
         .lines()
         .map(str::trim)
@@ -155,9 +145,7 @@ pub fn resolve(flags: &ConnectionFlags) -> Result<Resolved> {
         Some(name) => Some(profiles.get(name).cloned().ok_or_else(|| {
             CliError::usage(format!(
                 "no profile named {name:?} in {} (create it with `atrest login --profile {name}`)",
-                path.as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default()
+                path.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
             ))
         })?),
         None => None,
@@ -184,14 +172,7 @@ pub fn resolve(flags: &ConnectionFlags) -> Result<Resolved> {
         .filter(|_| explicit.is_none())
         .or_else(|| explicit.as_ref().and_then(|p| p.org_id.clone()))
         .or_else(|| fallback.as_ref().and_then(|p| p.org_id.clone()));
-    Ok(Resolved {
-        creds: Credentials {
-            url,
-            public_key,
-            private_key,
-        },
-        org_id,
-    })
+    Ok(Resolved { creds: Credentials { url, public_key, private_key }, org_id })
 }
 
 #[cfg(test)]
@@ -228,11 +209,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("atrest-cli-env-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("bootstrap-credentials");
-        std::fs::write(
-            &p,
-            "ATREST_ORG_ID=o1\nATREST_PUBLIC_KEY=pk\nATREST_PRIVATE_KEY=a-b=c\nATREST_URL=http://x:1\n",
-        )
-        .unwrap();
+        std::fs::write(&p, "ATREST_ORG_ID=o1\nATREST_PUBLIC_KEY=pk\nATREST_PRIVATE_KEY=a-b=c\nATREST_URL=http://x:1\n")
+            .unwrap();
         let m = read_env_file(&p).unwrap();
         assert_eq!(m["ATREST_PRIVATE_KEY"], "a-b=c");
         assert_eq!(m["ATREST_URL"], "http://x:1");

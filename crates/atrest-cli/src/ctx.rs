@@ -13,19 +13,19 @@ use crate::output::{self, Format, View};
 #[derive(Args, Debug, Clone, Default)]
 pub struct Global {
     /// Server URL, e.g. http://127.0.0.1:8080 [env: ATREST_URL]
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "URL")]
     pub url: Option<String>,
     /// Public API key (the Digest username) [env: ATREST_PUBLIC_KEY]
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "KEY")]
     pub public_key: Option<String>,
     /// Private API key (the Digest password) [env: ATREST_PRIVATE_KEY]
-    #[arg(long, global = true, value_name = "KEY")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "KEY")]
     pub private_key: Option<String>,
     /// Profile saved by `atrest login` (default: "default")
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME")]
     pub profile: Option<String>,
     /// Output format [default: table on a terminal, json otherwise]
-    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    #[arg(short = 'o', long, global = true, help_heading = "Global options", value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
 }
 
@@ -36,6 +36,7 @@ pub struct ProjectArg {
     #[arg(
         long,
         global = true,
+        help_heading = "Global options",
         env = "ATREST_PROJECT_ID",
         value_name = "ID",
         hide_env_values = true
@@ -101,11 +102,7 @@ impl Ctx {
             private_key: g.private_key.clone(),
             profile: g.profile.clone(),
         })?;
-        Ok(Ctx {
-            api: Api::new(resolved.creds)?,
-            format: output::choose(g.output),
-            org_id: resolved.org_id,
-        })
+        Ok(Ctx { api: Api::new(resolved.creds)?, format: output::choose(g.output), org_id: resolved.org_id })
     }
 
     /// Sends, prints the answer in the chosen format, and returns it parsed.
@@ -133,15 +130,11 @@ impl Ctx {
             return Ok(o.clone());
         }
         let orgs = self.json(&Request::get(format!("{V2}/orgs"))).await?;
-        let ids: Vec<&str> = orgs["results"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|o| o["id"].as_str()).collect())
-            .unwrap_or_default();
+        let ids: Vec<&str> =
+            orgs["results"].as_array().map(|a| a.iter().filter_map(|o| o["id"].as_str()).collect()).unwrap_or_default();
         match ids.as_slice() {
             [one] => Ok((*one).to_owned()),
-            [] => Err(CliError::usage(
-                "this API key belongs to no organization; give --org-id",
-            )),
+            [] => Err(CliError::usage("this API key belongs to no organization; give --org-id")),
             many => Err(CliError::usage(format!(
                 "this API key belongs to {} organizations ({}); choose one with --org-id",
                 many.len(),
@@ -163,14 +156,7 @@ mod tests {
     #[test]
     fn page_query_and_regions() {
         assert_eq!(Page::default().query(), "");
-        assert_eq!(
-            Page {
-                page: Some(2),
-                items_per_page: Some(500)
-            }
-            .query(),
-            "?pageNum=2&itemsPerPage=500"
-        );
+        assert_eq!(Page { page: Some(2), items_per_page: Some(500) }.query(), "?pageNum=2&itemsPerPage=500");
         assert_eq!(atlas_region("us-east-1"), "US_EAST_1");
         assert_eq!(atlas_region("EU_WEST_1"), "EU_WEST_1");
     }

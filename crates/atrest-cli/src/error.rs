@@ -25,11 +25,7 @@ Exit codes:
 #[derive(Debug)]
 pub enum CliError {
     /// The server answered with an error status (other than a final 401).
-    Api {
-        status: u16,
-        code: String,
-        detail: String,
-    },
+    Api { status: u16, code: String, detail: String },
     /// The server refused the credentials.
     Auth(String),
     /// No connection, or the connection broke.
@@ -56,22 +52,11 @@ impl CliError {
     /// Builds an API error from a response body in Atlas's error shape (or anything else).
     pub fn from_response(status: u16, body: &str) -> CliError {
         let parsed: Option<serde_json::Value> = serde_json::from_str(body).ok();
-        let field = |k: &str| {
-            parsed
-                .as_ref()
-                .and_then(|v| v.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        };
+        let field = |k: &str| parsed.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
         let code = field("errorCode").unwrap_or_else(|| format!("HTTP_{status}"));
-        let detail = field("detail")
-            .or_else(|| field("reason"))
-            .unwrap_or_else(|| body.trim().chars().take(500).collect());
-        CliError::Api {
-            status,
-            code,
-            detail,
-        }
+        let detail =
+            field("detail").or_else(|| field("reason")).unwrap_or_else(|| body.trim().chars().take(500).collect());
+        CliError::Api { status, code, detail }
     }
 
     pub fn usage(msg: impl Into<String>) -> CliError {
@@ -86,11 +71,7 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Api {
-                status,
-                code,
-                detail,
-            } => write!(f, "Error: {code} ({status}): {detail}"),
+            CliError::Api { status, code, detail } => write!(f, "Error: {code} ({status}): {detail}"),
             CliError::Auth(m) => write!(f, "Error: authentication failed (401): {m}"),
             CliError::Network(m) => write!(f, "Error: {m}"),
             CliError::Usage(m) => write!(f, "error: {m}"),
@@ -115,10 +96,7 @@ mod tests {
             r#"{"detail":"No group with ID 0123.","error":404,"errorCode":"GROUP_NOT_FOUND","parameters":[],"reason":"Not Found"}"#,
         );
         assert_eq!(e.exit_code(), 1);
-        assert_eq!(
-            e.to_string(),
-            "Error: GROUP_NOT_FOUND (404): No group with ID 0123."
-        );
+        assert_eq!(e.to_string(), "Error: GROUP_NOT_FOUND (404): No group with ID 0123.");
         let e = CliError::from_response(502, "bad gateway");
         assert_eq!(e.to_string(), "Error: HTTP_502 (502): bad gateway");
     }

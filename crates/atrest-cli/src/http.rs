@@ -29,12 +29,7 @@ pub struct Request {
 
 impl Request {
     pub fn new(method: Method, path: impl Into<String>, body: Option<Value>) -> Request {
-        Request {
-            method,
-            path: path.into(),
-            body,
-            accept: V2_2023,
-        }
+        Request { method, path: path.into(), body, accept: V2_2023 }
     }
     pub fn get(path: impl Into<String>) -> Request {
         Request::new(Method::GET, path, None)
@@ -103,10 +98,7 @@ impl Api {
                 ))
             }
             other => {
-                return Err(CliError::usage(format!(
-                    "invalid server URL {:?}: unsupported scheme {other}",
-                    creds.url
-                )))
+                return Err(CliError::usage(format!("invalid server URL {:?}: unsupported scheme {other}", creds.url)))
             }
         }
         let http = reqwest::Client::builder()
@@ -132,8 +124,7 @@ impl Api {
     /// ([`CliError::Auth`]) and network failures ([`CliError::Network`]).
     pub async fn execute(&self, req: &Request) -> Result<Response> {
         let full = format!("{}{}", self.base, req.path);
-        let url = reqwest::Url::parse(&full)
-            .map_err(|e| CliError::usage(format!("invalid URL {full:?}: {e}")))?;
+        let url = reqwest::Url::parse(&full).map_err(|e| CliError::usage(format!("invalid URL {full:?}: {e}")))?;
         let uri = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
@@ -153,9 +144,7 @@ impl Api {
                 ))
             })?;
             let authorization = self.authorization(header, req.method.as_str(), &uri)?;
-            let answer = self
-                .once(req, &url, body.as_deref(), Some(authorization))
-                .await?;
+            let answer = self.once(req, &url, body.as_deref(), Some(authorization)).await?;
             if answer.status != 401 {
                 return Ok(answer.into_response());
             }
@@ -177,9 +166,8 @@ impl Api {
     }
 
     fn authorization(&self, challenge: &str, method: &str, uri: &str) -> Result<String> {
-        let mut prompt = WwwAuthenticateHeader::parse(challenge).map_err(|e| {
-            CliError::Auth(format!("cannot parse the Digest challenge {challenge:?}: {e}"))
-        })?;
+        let mut prompt = WwwAuthenticateHeader::parse(challenge)
+            .map_err(|e| CliError::Auth(format!("cannot parse the Digest challenge {challenge:?}: {e}")))?;
         let ctx = AuthContext::new_with_method(
             self.creds.public_key.as_str(),
             self.creds.private_key.as_str(),
@@ -187,9 +175,8 @@ impl Api {
             Option::<&[u8]>::None,
             HttpMethod::from(method.to_owned()),
         );
-        let answer = prompt
-            .respond(&ctx)
-            .map_err(|e| CliError::Auth(format!("cannot answer the Digest challenge: {e}")))?;
+        let answer =
+            prompt.respond(&ctx).map_err(|e| CliError::Auth(format!("cannot answer the Digest challenge: {e}")))?;
         Ok(answer.to_header_string())
     }
 
@@ -200,10 +187,7 @@ impl Api {
         body: Option<&str>,
         authorization: Option<String>,
     ) -> Result<RawResponse> {
-        let mut r = self
-            .http
-            .request(req.method.clone(), url.clone())
-            .header(ACCEPT, req.accept);
+        let mut r = self.http.request(req.method.clone(), url.clone()).header(ACCEPT, req.accept);
         if let Some(a) = authorization {
             r = r.header(AUTHORIZATION, a);
         }
@@ -212,25 +196,17 @@ impl Api {
         }
         let resp = r.send().await.map_err(|e| self.network(e))?;
         let status = resp.status().as_u16();
-        let www_authenticate = resp
-            .headers()
-            .get(WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let www_authenticate = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = resp.text().await.map_err(|e| self.network(e))?;
-        Ok(RawResponse {
-            status,
-            www_authenticate,
-            body,
-        })
+        Ok(RawResponse { status, www_authenticate, body })
     }
 
     fn network(&self, e: reqwest::Error) -> CliError {
+        // The innermost cause says what happened ("Connection refused (os error 111)").
         let mut msg = e.to_string();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            msg.push_str(": ");
-            msg.push_str(&s.to_string());
+            msg = s.to_string();
             src = s.source();
         }
         if e.is_connect() {
@@ -251,10 +227,7 @@ struct RawResponse {
 
 impl RawResponse {
     fn into_response(self) -> Response {
-        Response {
-            status: self.status,
-            body: self.body,
-        }
+        Response { status: self.status, body: self.body }
     }
 }
 
@@ -268,11 +241,7 @@ fn detail_of(body: &str) -> String {
 /// Percent-encodes one path segment (names may hold characters that are special in URLs).
 pub fn seg(s: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
     utf8_percent_encode(s, SEGMENT).to_string()
 }
 
@@ -317,6 +286,79 @@ mod tests {
         let mut check = parsed.clone();
         check.digest(&AuthContext::new("pub", "secret", "/api/atlas/v2/orgs"));
         assert_eq!(check.response, parsed.response);
+    }
+
+    /// A one-thread HTTP server answering each connection with the next canned response and
+    /// recording each request's Authorization header.
+    fn fake_server(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<Option<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for resp in responses {
+                let (mut s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut auth = None;
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.strip_prefix("authorization: ") {
+                        auth = Some(v.trim().to_owned());
+                    }
+                }
+                seen.push(auth);
+                s.write_all(resp.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    fn challenge(nonce: &str, stale: bool) -> String {
+        let body = r#"{"detail":"nope","error":401,"errorCode":"NOT_ORG_GROUP_CREATOR","parameters":[],"reason":"Unauthorized"}"#;
+        format!(
+            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm=\"MMS Public API\", domain=\"\", \
+             nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\", stale={stale}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn api(url: &str) -> Api {
+        Api::new(Credentials { url: url.into(), public_key: "pub".into(), private_key: "secret".into() }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn stale_nonce_is_retried_once_with_the_new_nonce() {
+        let ok =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                .to_owned();
+        let (url, h) = fake_server(vec![challenge("n1", false), challenge("n2", true), ok]);
+        let r = api(&url).send(&Request::get("/api/atlas/v2/orgs")).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+        let seen = h.join().unwrap();
+        assert!(seen[0].is_none(), "first request goes out unauthenticated");
+        assert!(seen[1].as_deref().unwrap().contains("nonce=\"n1\""));
+        assert!(seen[2].as_deref().unwrap().contains("nonce=\"n2\""));
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_are_an_auth_error_not_retried_forever() {
+        let (url, h) = fake_server(vec![challenge("n1", false), challenge("n2", true), challenge("n3", true)]);
+        let e = api(&url).send(&Request::get("/api/atlas/v2/orgs")).await.unwrap_err();
+        assert_eq!(e.exit_code(), 4, "{e}");
+        assert_eq!(h.join().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_a_network_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let e = api(&format!("http://127.0.0.1:{port}")).send(&Request::get("/api/atlas/v2/orgs")).await.unwrap_err();
+        assert_eq!(e.exit_code(), 3, "{e}");
     }
 
     #[test]

@@ -27,10 +27,10 @@ macro_rules! exit_codes {
     };
 }
 
-/// Client commands, flattened into the `atrest` binary next to `serve`.
-///
-/// Connection flags (`--url`, `--public-key`, `--private-key`, `--profile`) and `-o/--output`
-/// are accepted by every client command, before or after its subcommand.
+// Client commands, flattened into the `atrest` binary next to `serve`. (No doc comment here:
+// clap would make it the `about` of the whole binary. The `after_help` below does land on
+// `atrest --help`, on purpose.) Connection flags and `-o/--output` are accepted by every client
+// command, before or after its subcommand.
 #[derive(Subcommand, Debug)]
 #[command(after_help = concat!(
     "Client commands take --url, --public-key and --private-key (or ATREST_URL,\n\
@@ -114,15 +114,10 @@ pub fn completions(shell: &str, cmd: &mut clap::Command) -> anyhow::Result<()> {
     completions_to(shell, cmd, &mut std::io::stdout())
 }
 
-fn completions_to(
-    shell: &str,
-    cmd: &mut clap::Command,
-    out: &mut dyn std::io::Write,
-) -> anyhow::Result<()> {
+fn completions_to(shell: &str, cmd: &mut clap::Command, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     use clap::ValueEnum;
-    let sh = clap_complete::Shell::from_str(shell, true).map_err(|_| {
-        anyhow::anyhow!("unknown shell {shell:?}: use bash, zsh, fish, elvish or powershell")
-    })?;
+    let sh = clap_complete::Shell::from_str(shell, true)
+        .map_err(|_| anyhow::anyhow!("unknown shell {shell:?}: use bash, zsh, fish, elvish or powershell"))?;
     let name = cmd.get_name().to_owned();
     clap_complete::generate(sh, cmd, name, out);
     Ok(())
@@ -142,6 +137,7 @@ mod tests {
     }
 
     #[derive(Subcommand, Debug)]
+    #[allow(clippy::large_enum_variant)]
     enum Top {
         Serve,
         #[command(flatten)]
@@ -160,15 +156,11 @@ mod tests {
     #[test]
     fn global_flags_go_before_or_after_the_subcommand() {
         let c = parse(&["projects", "--url", "http://x", "list", "-o", "json"]).unwrap();
-        let Top::Client(ClientCommand::Projects(p)) = c.command else {
-            panic!()
-        };
+        let Top::Client(ClientCommand::Projects(p)) = c.command else { panic!() };
         assert_eq!(p.g.url.as_deref(), Some("http://x"));
         assert_eq!(p.g.output, Some(output::Format::Json));
         let c = parse(&["clusters", "list", "--project", "g1"]).unwrap();
-        let Top::Client(ClientCommand::Clusters(a)) = c.command else {
-            panic!()
-        };
+        let Top::Client(ClientCommand::Clusters(a)) = c.command else { panic!() };
         assert_eq!(a.p.project.as_deref(), Some("g1"));
     }
 

@@ -12,13 +12,7 @@ pub enum Format {
 }
 
 pub fn choose(flag: Option<Format>) -> Format {
-    flag.unwrap_or_else(|| {
-        if std::io::stdout().is_terminal() {
-            Format::Table
-        } else {
-            Format::Json
-        }
-    })
+    flag.unwrap_or_else(|| if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
 }
 
 /// A table column: header and a JSON pointer into each row (`/name`, `/awsKms/enabled`).
@@ -28,10 +22,7 @@ pub type Column = (&'static str, &'static str);
 #[derive(Debug, Clone)]
 pub enum View {
     /// A list response (`results`, or the array at `key`), one row per item.
-    List {
-        key: &'static str,
-        columns: &'static [Column],
-    },
+    List { key: &'static str, columns: &'static [Column] },
     /// One entity: selected fields as `FIELD  value` lines.
     Entity(&'static [Column]),
     /// Every top-level field of one entity.
@@ -73,10 +64,7 @@ pub fn render(v: &Value, view: &View) -> String {
             let mut s = table(columns, rows);
             if let Some(total) = v.get("totalCount").and_then(Value::as_u64) {
                 if total as usize > rows.len() {
-                    s.push_str(&format!(
-                        "({} of {total} shown; use --page / --items-per-page for more)\n",
-                        rows.len()
-                    ));
+                    s.push_str(&format!("({} of {total} shown; use --page / --items-per-page for more)\n", rows.len()));
                 }
             }
             s
@@ -93,17 +81,12 @@ pub fn render(v: &Value, view: &View) -> String {
 fn key_values(rows: impl Iterator<Item = (String, String)>) -> String {
     let rows: Vec<(String, String)> = rows.collect();
     let w = rows.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| format!("{k:<w$}  {v}\n"))
-        .collect()
+    rows.iter().map(|(k, v)| format!("{k:<w$}  {v}\n")).collect()
 }
 
 /// Renders rows under headers, columns padded to their widest cell.
 pub fn table(columns: &[Column], rows: &[Value]) -> String {
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| columns.iter().map(|(_, p)| cell(r, p)).collect())
-        .collect();
+    let cells: Vec<Vec<String>> = rows.iter().map(|r| columns.iter().map(|(_, p)| cell(r, p)).collect()).collect();
     let mut widths: Vec<usize> = columns.iter().map(|(h, _)| h.chars().count()).collect();
     for row in &cells {
         for (i, c) in row.iter().enumerate() {
@@ -136,11 +119,7 @@ pub fn cell(v: &Value, pointer: &str) -> String {
         return match items {
             None => "-".to_owned(),
             Some(a) if a.is_empty() => "-".to_owned(),
-            Some(a) => a
-                .iter()
-                .map(|x| cell(x, rest))
-                .collect::<Vec<_>>()
-                .join(","),
+            Some(a) => a.iter().map(|x| cell(x, rest)).collect::<Vec<_>>().join(","),
         };
     }
     match v.pointer(pointer) {
@@ -154,11 +133,9 @@ fn scalar(x: &Value) -> String {
         Value::Null => "-".to_owned(),
         Value::String(s) if s.is_empty() => "-".to_owned(),
         Value::String(s) => s.clone(),
-        Value::Array(a) if a.iter().all(Value::is_string) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(a) if a.iter().all(Value::is_string) => {
+            a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(",")
+        }
         other => other.to_string(),
     }
 }
@@ -171,13 +148,7 @@ mod tests {
     #[test]
     fn list_renders_aligned_columns() {
         let v = json!({"results": [{"id": "a1", "name": "prod"}, {"id": "b22", "name": null}], "totalCount": 2});
-        let s = render(
-            &v,
-            &View::List {
-                key: "results",
-                columns: &[("ID", "/id"), ("NAME", "/name")],
-            },
-        );
+        let s = render(&v, &View::List { key: "results", columns: &[("ID", "/id"), ("NAME", "/name")] });
         assert_eq!(s, "ID   NAME\na1   prod\nb22  -\n");
     }
 

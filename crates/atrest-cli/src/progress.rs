@@ -77,13 +77,7 @@ impl Progress {
         } else {
             None
         };
-        Progress {
-            label,
-            status,
-            stop,
-            spinner,
-            last: String::new(),
-        }
+        Progress { label, status, stop, spinner, last: String::new() }
     }
 
     pub fn set(&mut self, status: &str) {
@@ -128,11 +122,7 @@ pub enum Poll<T> {
 }
 
 /// Polls until `check` says done, showing progress; [`CliError::Timeout`] past the timeout.
-pub async fn wait_for<T>(
-    label: &str,
-    timing: &Timing,
-    mut check: impl AsyncFnMut() -> Result<Poll<T>>,
-) -> Result<T> {
+pub async fn wait_for<T>(label: &str, timing: &Timing, mut check: impl AsyncFnMut() -> Result<Poll<T>>) -> Result<T> {
     let deadline = Instant::now() + timing.timeout();
     let mut progress = Progress::new(label);
     loop {
@@ -163,12 +153,8 @@ mod tests {
 
     #[tokio::test]
     async fn times_out_with_the_last_status() {
-        let t = Timing {
-            timeout: 0,
-            poll_interval: 0.05,
-        };
-        let r: Result<()> =
-            wait_for("thing", &t, async || Ok(Poll::Pending("CREATING".into()))).await;
+        let t = Timing { timeout: 0, poll_interval: 0.05 };
+        let r: Result<()> = wait_for("thing", &t, async || Ok(Poll::Pending("CREATING".into()))).await;
         let e = r.unwrap_err();
         assert_eq!(e.exit_code(), 5);
         assert!(e.to_string().contains("CREATING"), "{e}");
@@ -176,18 +162,11 @@ mod tests {
 
     #[tokio::test]
     async fn returns_when_settled() {
-        let t = Timing {
-            timeout: 10,
-            poll_interval: 0.05,
-        };
+        let t = Timing { timeout: 10, poll_interval: 0.05 };
         let mut n = 0;
         let r = wait_for("thing", &t, async || {
             n += 1;
-            Ok(if n < 3 {
-                Poll::Pending("CREATING".into())
-            } else {
-                Poll::Done("IDLE".into(), n)
-            })
+            Ok(if n < 3 { Poll::Pending("CREATING".into()) } else { Poll::Done("IDLE".into(), n) })
         })
         .await
         .unwrap();

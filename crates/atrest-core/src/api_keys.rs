@@ -51,9 +51,7 @@ pub fn validate_description(desc: &str) -> Result<()> {
 
 pub fn parse_org_roles(roles: &[String]) -> Result<Vec<OrgRole>> {
     if roles.is_empty() {
-        return Err(Error::MissingAttribute {
-            name: "roles".into(),
-        });
+        return Err(Error::MissingAttribute { name: "roles".into() });
     }
     let mut out = Vec::new();
     for r in roles {
@@ -67,9 +65,7 @@ pub fn parse_org_roles(roles: &[String]) -> Result<Vec<OrgRole>> {
 
 pub fn parse_project_roles(roles: &[String]) -> Result<Vec<ProjectRole>> {
     if roles.is_empty() {
-        return Err(Error::MissingAttribute {
-            name: "roles".into(),
-        });
+        return Err(Error::MissingAttribute { name: "roles".into() });
     }
     let mut out = Vec::new();
     for r in roles {
@@ -98,12 +94,7 @@ mod tests {
     #[test]
     fn roles_are_checked() {
         assert!(parse_org_roles(&["ORG_OWNER".into()]).is_ok());
-        assert_eq!(
-            parse_org_roles(&["GROUP_OWNER".into()]),
-            Err(Error::InvalidRole {
-                role: "GROUP_OWNER".into()
-            })
-        );
+        assert_eq!(parse_org_roles(&["GROUP_OWNER".into()]), Err(Error::InvalidRole { role: "GROUP_OWNER".into() }));
         assert!(parse_project_roles(&["GROUP_READ_ONLY".into()]).is_ok());
         assert!(parse_project_roles(&[]).is_err());
     }

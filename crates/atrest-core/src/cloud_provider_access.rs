@@ -20,12 +20,7 @@ impl AwsIamRole {
     }
 }
 
-pub fn new_role(
-    group_id: ObjectId,
-    atlas_arn: &str,
-    external_id: String,
-    now: time::OffsetDateTime,
-) -> AwsIamRole {
+pub fn new_role(group_id: ObjectId, atlas_arn: &str, external_id: String, now: time::OffsetDateTime) -> AwsIamRole {
     AwsIamRole {
         role_id: ObjectId::new(),
         group_id,
@@ -41,13 +36,8 @@ pub fn new_role(
 pub fn check_provider(provider: &str) -> Result<()> {
     match provider {
         "AWS" => Ok(()),
-        "AZURE" | "GCP" => Err(Error::ProviderUnsupported {
-            provider: provider.into(),
-        }),
-        other => Err(Error::InvalidEnumValue {
-            field: "providerName".into(),
-            value: other.into(),
-        }),
+        "AZURE" | "GCP" => Err(Error::ProviderUnsupported { provider: provider.into() }),
+        other => Err(Error::InvalidEnumValue { field: "providerName".into(), value: other.into() }),
     }
 }
 
@@ -73,14 +63,8 @@ pub fn parse_role_arn(arn: &str) -> Result<RoleArn> {
     if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let name = parts[5]
-        .strip_prefix("role/")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(bad)?;
-    Ok(RoleArn {
-        account: account.into(),
-        name: name.rsplit('/').next().unwrap_or(name).into(),
-    })
+    let name = parts[5].strip_prefix("role/").filter(|n| !n.is_empty()).ok_or_else(bad)?;
+    Ok(RoleArn { account: account.into(), name: name.rsplit('/').next().unwrap_or(name).into() })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,9 +83,7 @@ pub fn authorize(mut role: AwsIamRole, arn: &str, now: time::OffsetDateTime) -> 
 /// A role still used by encryption at rest cannot be deauthorized.
 pub fn check_deauthorize(role: &AwsIamRole, used_by_encryption_at_rest: bool) -> Result<()> {
     if used_by_encryption_at_rest {
-        return Err(Error::RoleInUse {
-            role_id: role.role_id.to_string(),
-        });
+        return Err(Error::RoleInUse { role_id: role.role_id.to_string() });
     }
     Ok(())
 }
@@ -128,12 +110,7 @@ mod tests {
 
     #[test]
     fn in_use_roles_stay() {
-        let r = new_role(
-            ObjectId::new(),
-            "arn:aws:iam::000000000000:root",
-            "x".into(),
-            crate::time_fmt::now(),
-        );
+        let r = new_role(ObjectId::new(), "arn:aws:iam::000000000000:root", "x".into(), crate::time_fmt::now());
         assert!(check_deauthorize(&r, true).is_err());
         assert!(check_deauthorize(&r, false).is_ok());
     }

@@ -49,13 +49,8 @@ pub struct Facts {
 /// How atrest reaches the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyCredentials {
-    Role {
-        role_arn: String,
-        external_id: String,
-    },
-    AccessKeys {
-        access_key_id: String,
-    },
+    Role { role_arn: String, external_id: String },
+    AccessKeys { access_key_id: String },
 }
 
 /// The check to run before the new configuration may be saved.
@@ -109,9 +104,7 @@ pub fn key_account(key: &str) -> Option<&str> {
 }
 
 fn missing(name: &str) -> Error {
-    Error::MissingAttribute {
-        name: format!("awsKms.{name}"),
-    }
+    Error::MissingAttribute { name: format!("awsKms.{name}") }
 }
 
 /// Every rule of a PATCH to `awsKms`, deciding what to save and what to check first.
@@ -128,10 +121,7 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
     }
     if let Some(region) = &patch.region {
         if !regions::is_atlas_region(region) {
-            return Err(Error::InvalidEnumValue {
-                field: "awsKms.region".into(),
-                value: region.clone(),
-            });
+            return Err(Error::InvalidEnumValue { field: "awsKms.region".into(), value: region.clone() });
         }
     }
     if let Some(key) = &patch.customer_master_key_id {
@@ -148,10 +138,8 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
         return plan_disable(current, &patch, facts);
     }
 
-    let key_changes = patch
-        .customer_master_key_id
-        .as_ref()
-        .is_some_and(|k| current.customer_master_key_id.as_ref() != Some(k));
+    let key_changes =
+        patch.customer_master_key_id.as_ref().is_some_and(|k| current.customer_master_key_id.as_ref() != Some(k));
     if current.enabled && !current.valid && key_changes {
         return Err(Error::SettingsInvalid);
     }
@@ -160,9 +148,7 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
             return Err(Error::ProjectNotActive);
         }
         if !require && current.require_private_networking && facts.private_endpoints > 0 {
-            return Err(Error::PrivateEndpointsExist {
-                count: facts.private_endpoints,
-            });
+            return Err(Error::PrivateEndpointsExist { count: facts.private_endpoints });
         }
     }
 
@@ -170,15 +156,9 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
     let base = if current.enabled {
         current.clone()
     } else {
-        AwsKms {
-            role_based_ever: current.role_based_ever,
-            ..Default::default()
-        }
+        AwsKms { role_based_ever: current.role_based_ever, ..Default::default() }
     };
-    let mut next = AwsKms {
-        enabled: true,
-        ..base
-    };
+    let mut next = AwsKms { enabled: true, ..base };
     if let Some(k) = patch.customer_master_key_id {
         next.customer_master_key_id = Some(k);
     }
@@ -197,10 +177,7 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
         next.access_key_id = None;
     }
     if uses_keys {
-        let id = patch
-            .access_key_id
-            .clone()
-            .ok_or_else(|| missing("accessKeyID"))?;
+        let id = patch.access_key_id.clone().ok_or_else(|| missing("accessKeyID"))?;
         if patch.secret_access_key.is_none() {
             return Err(missing("secretAccessKey"));
         }
@@ -213,39 +190,25 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
         next.access_key_id = Some(id);
         next.role_id = None;
     }
-    let key_id = next
-        .customer_master_key_id
-        .clone()
-        .ok_or_else(|| missing("customerMasterKeyID"))?;
+    let key_id = next.customer_master_key_id.clone().ok_or_else(|| missing("customerMasterKeyID"))?;
     let region = next.region.clone().ok_or_else(|| missing("region"))?;
-    let aws_region = regions::to_aws(&region).ok_or(Error::KmsRegionNotSupported {
-        region: region.clone(),
-    })?;
+    let aws_region = regions::to_aws(&region).ok_or(Error::KmsRegionNotSupported { region: region.clone() })?;
     let credentials = match (&next.role_id, &next.access_key_id) {
         (Some(role_id), _) => {
             let role = facts
                 .role
                 .as_ref()
                 .filter(|r| r.role_id == *role_id)
-                .ok_or_else(|| Error::RoleNotFound {
-                    role_id: role_id.to_string(),
-                })?;
-            let arn =
-                role.iam_assumed_role_arn
-                    .clone()
-                    .ok_or_else(|| Error::RoleNotAuthorized {
-                        role_id: role_id.to_string(),
-                    })?;
+                .ok_or_else(|| Error::RoleNotFound { role_id: role_id.to_string() })?;
+            let arn = role
+                .iam_assumed_role_arn
+                .clone()
+                .ok_or_else(|| Error::RoleNotAuthorized { role_id: role_id.to_string() })?;
             cloud_provider_access::parse_role_arn(&arn)?;
             next.role_based_ever = true;
-            KeyCredentials::Role {
-                role_arn: arn,
-                external_id: role.external_id.clone(),
-            }
+            KeyCredentials::Role { role_arn: arn, external_id: role.external_id.clone() }
         }
-        (None, Some(id)) => KeyCredentials::AccessKeys {
-            access_key_id: id.clone(),
-        },
+        (None, Some(id)) => KeyCredentials::AccessKeys { access_key_id: id.clone() },
         (None, None) => return Err(missing("roleId")),
     };
     if let Some(acct) = key_account(&key_id) {
@@ -257,42 +220,26 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
         }
     }
     next.valid = true;
-    Ok(Plan::Validate {
-        next,
-        target: KeyTarget {
-            credentials,
-            key_id,
-            aws_region,
-        },
-    })
+    Ok(Plan::Validate { next, target: KeyTarget { credentials, key_id, aws_region } })
 }
 
 fn plan_disable(current: &AwsKms, patch: &AwsKmsPatch, facts: &Facts) -> Result<Plan> {
     if !current.enabled {
         // Already off: only `enabled: false` (and nothing to change) is meaningful.
-        return Ok(Plan::Save {
-            next: current.clone(),
-        });
+        return Ok(Plan::Save { next: current.clone() });
     }
     if facts.private_endpoints > 0 {
-        return Err(Error::PrivateEndpointsExist {
-            count: facts.private_endpoints,
-        });
+        return Err(Error::PrivateEndpointsExist { count: facts.private_endpoints });
     }
     if facts.clusters_using_customer_keys > 0 {
-        return Err(Error::ClustersUseCustomerKeys {
-            count: facts.clusters_using_customer_keys,
-        });
+        return Err(Error::ClustersUseCustomerKeys { count: facts.clusters_using_customer_keys });
     }
     if !current.valid {
         return Err(Error::SettingsInvalid);
     }
     let _ = patch;
     Ok(Plan::Save {
-        next: AwsKms {
-            role_based_ever: current.role_based_ever || current.role_id.is_some(),
-            ..Default::default()
-        },
+        next: AwsKms { role_based_ever: current.role_based_ever || current.role_id.is_some(), ..Default::default() },
     })
 }
 
@@ -325,15 +272,10 @@ pub fn after_check(was_valid: bool, outcome: &CheckOutcome) -> (bool, Option<&'s
     match outcome {
         CheckOutcome::Valid { .. } if was_valid => (true, None),
         CheckOutcome::Valid { .. } => (true, Some("ENCRYPTION_AT_REST_CONFIG_IS_VALID")),
-        CheckOutcome::Invalid(_) if was_valid => {
-            (false, Some("ENCRYPTION_AT_REST_CONFIG_NO_LONGER_VALID"))
-        }
+        CheckOutcome::Invalid(_) if was_valid => (false, Some("ENCRYPTION_AT_REST_CONFIG_NO_LONGER_VALID")),
         CheckOutcome::Invalid(_) => (false, None),
         // A network failure says nothing about the key: `valid` stays as it was.
-        CheckOutcome::Unreachable(_) => (
-            was_valid,
-            Some("ENCRYPTION_AT_REST_KMS_NETWORK_ACCESS_DENIED"),
-        ),
+        CheckOutcome::Unreachable(_) => (was_valid, Some("ENCRYPTION_AT_REST_KMS_NETWORK_ACCESS_DENIED")),
     }
 }
 
@@ -349,11 +291,7 @@ mod tests {
             crate::time_fmt::now(),
         );
         if authorized {
-            r = cloud_provider_access::authorize(
-                r,
-                "arn:aws:iam::123456789012:role/k",
-                crate::time_fmt::now(),
-            );
+            r = cloud_provider_access::authorize(r, "arn:aws:iam::123456789012:role/k", crate::time_fmt::now());
         }
         r
     }
@@ -369,29 +307,21 @@ mod tests {
     }
 
     fn facts(role: &AwsIamRole) -> Facts {
-        Facts {
-            project_active: true,
-            role: Some(role.clone()),
-            ..Default::default()
-        }
+        Facts { project_active: true, role: Some(role.clone()), ..Default::default() }
     }
 
     #[test]
     fn first_enable_needs_every_field_and_an_authorized_role() {
         let r = role(true);
         let plan = plan(&AwsKms::default(), enable_patch(&r), &facts(&r)).unwrap();
-        let Plan::Validate { next, target } = plan else {
-            panic!()
-        };
+        let Plan::Validate { next, target } = plan else { panic!() };
         assert!(next.enabled && next.valid && next.role_based_ever);
         assert_eq!(target.aws_region, "us-east-1");
         let mut p = enable_patch(&r);
         p.region = None;
         assert_eq!(
             super::plan(&AwsKms::default(), p, &facts(&r)),
-            Err(Error::MissingAttribute {
-                name: "awsKms.region".into()
-            })
+            Err(Error::MissingAttribute { name: "awsKms.region".into() })
         );
         let unauth = role(false);
         assert!(matches!(
@@ -403,9 +333,7 @@ mod tests {
     #[test]
     fn roles_are_irreversible_and_invalid_keys_frozen() {
         let r = role(true);
-        let Plan::Validate { next, .. } =
-            plan(&AwsKms::default(), enable_patch(&r), &facts(&r)).unwrap()
-        else {
+        let Plan::Validate { next, .. } = plan(&AwsKms::default(), enable_patch(&r), &facts(&r)).unwrap() else {
             panic!()
         };
         let keys = AwsKmsPatch {
@@ -413,66 +341,29 @@ mod tests {
             secret_access_key: Some("s".into()),
             ..Default::default()
         };
-        assert_eq!(
-            plan(&next, keys, &facts(&r)),
-            Err(Error::RoleBasedAccessIrreversible)
-        );
-        let invalid = AwsKms {
-            valid: false,
-            ..next.clone()
-        };
-        let change = AwsKmsPatch {
-            customer_master_key_id: Some("other".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            plan(&invalid, change, &facts(&r)),
-            Err(Error::SettingsInvalid)
-        );
-        let off = AwsKmsPatch {
-            enabled: Some(false),
-            ..Default::default()
-        };
-        assert_eq!(
-            plan(&invalid, off.clone(), &facts(&r)),
-            Err(Error::SettingsInvalid)
-        );
-        let busy = Facts {
-            clusters_using_customer_keys: 2,
-            ..facts(&r)
-        };
-        assert_eq!(
-            plan(&next, off.clone(), &busy),
-            Err(Error::ClustersUseCustomerKeys { count: 2 })
-        );
-        let pe = Facts {
-            private_endpoints: 1,
-            ..facts(&r)
-        };
-        assert_eq!(
-            plan(&next, off.clone(), &pe),
-            Err(Error::PrivateEndpointsExist { count: 1 })
-        );
-        let Plan::Save { next: disabled } = plan(&next, off, &facts(&r)).unwrap() else {
-            panic!()
-        };
+        assert_eq!(plan(&next, keys, &facts(&r)), Err(Error::RoleBasedAccessIrreversible));
+        let invalid = AwsKms { valid: false, ..next.clone() };
+        let change = AwsKmsPatch { customer_master_key_id: Some("other".into()), ..Default::default() };
+        assert_eq!(plan(&invalid, change, &facts(&r)), Err(Error::SettingsInvalid));
+        let off = AwsKmsPatch { enabled: Some(false), ..Default::default() };
+        assert_eq!(plan(&invalid, off.clone(), &facts(&r)), Err(Error::SettingsInvalid));
+        let busy = Facts { clusters_using_customer_keys: 2, ..facts(&r) };
+        assert_eq!(plan(&next, off.clone(), &busy), Err(Error::ClustersUseCustomerKeys { count: 2 }));
+        let pe = Facts { private_endpoints: 1, ..facts(&r) };
+        assert_eq!(plan(&next, off.clone(), &pe), Err(Error::PrivateEndpointsExist { count: 1 }));
+        let Plan::Save { next: disabled } = plan(&next, off, &facts(&r)).unwrap() else { panic!() };
         assert!(!disabled.enabled && disabled.role_based_ever);
     }
 
     #[test]
     fn validity_flips_only_on_key_problems() {
-        let valid = CheckOutcome::Valid {
-            key_arn: "a".into(),
-        };
+        let valid = CheckOutcome::Valid { key_arn: "a".into() };
         let denied = CheckOutcome::Invalid(KeyProblem::KeyDisabled);
         let net = CheckOutcome::Unreachable("timeout".into());
         assert_eq!(after_check(true, &valid), (true, None));
         assert_eq!(after_check(true, &denied).0, false);
         assert_eq!(after_check(true, &net).0, true);
         assert_eq!(after_check(false, &net).0, false);
-        assert_eq!(
-            after_check(false, &valid),
-            (true, Some("ENCRYPTION_AT_REST_CONFIG_IS_VALID"))
-        );
+        assert_eq!(after_check(false, &valid), (true, Some("ENCRYPTION_AT_REST_CONFIG_IS_VALID")));
     }
 }

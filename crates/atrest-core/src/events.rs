@@ -16,12 +16,6 @@ pub struct Event {
 
 impl Event {
     pub fn new(group_id: ObjectId, event_type: &str, details: Value) -> Event {
-        Event {
-            id: ObjectId::new(),
-            group_id,
-            event_type: event_type.into(),
-            created: crate::time_fmt::now(),
-            details,
-        }
+        Event { id: ObjectId::new(), group_id, event_type: event_type.into(), created: crate::time_fmt::now(), details }
     }
 }

@@ -22,11 +22,7 @@ impl ObjectId {
 
     /// Accepts exactly 24 lowercase hex characters, as Atlas's `^([a-f0-9]{24})$`.
     pub fn parse(s: &str) -> Option<Self> {
-        if s.len() != 24
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        if s.len() != 24 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return None;
         }
         let mut bytes = [0u8; 12];
@@ -71,13 +67,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_shapes() {
-        for bad in [
-            "",
-            "abc",
-            "5f1b2c3d4e5f6a7b8c9d0e1",
-            "5F1B2C3D4E5F6A7B8C9D0E1F",
-            "5f1b2c3d4e5f6a7b8c9d0e1g",
-        ] {
+        for bad in ["", "abc", "5f1b2c3d4e5f6a7b8c9d0e1", "5F1B2C3D4E5F6A7B8C9D0E1F", "5f1b2c3d4e5f6a7b8c9d0e1g"] {
             assert!(ObjectId::parse(bad).is_none(), "{bad}");
         }
         assert!(ObjectId::parse("5f1b2c3d4e5f6a7b8c9d0e1f").is_some());
@@ -93,7 +83,6 @@ impl serde::Serialize for ObjectId {
 impl<'de> serde::Deserialize<'de> for ObjectId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        ObjectId::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected 24 lowercase hex characters"))
+        ObjectId::parse(&s).ok_or_else(|| serde::de::Error::custom("expected 24 lowercase hex characters"))
     }
 }

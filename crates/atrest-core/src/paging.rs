@@ -11,20 +11,12 @@ pub struct Page {
 
 impl Default for Page {
     fn default() -> Self {
-        Page {
-            page_num: 1,
-            items_per_page: 100,
-            include_count: true,
-        }
+        Page { page_num: 1, items_per_page: 100, include_count: true }
     }
 }
 
 impl Page {
-    pub fn parse(
-        page_num: Option<&str>,
-        items_per_page: Option<&str>,
-        include_count: Option<&str>,
-    ) -> Result<Page> {
+    pub fn parse(page_num: Option<&str>, items_per_page: Option<&str>, include_count: Option<&str>) -> Result<Page> {
         let mut page = Page::default();
         if let Some(v) = page_num {
             page.page_num = parse_in(v, "pageNum", 1, i32::MAX as u64)?;
@@ -50,10 +42,7 @@ impl Page {
 fn parse_in(v: &str, name: &str, min: u64, max: u64) -> Result<u64> {
     match v.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(Error::InvalidQueryParameter {
-            name: name.into(),
-            value: v.into(),
-        }),
+        _ => Err(Error::InvalidQueryParameter { name: name.into(), value: v.into() }),
     }
 }
 
@@ -61,10 +50,7 @@ pub fn parse_bool(v: &str, name: &str) -> Result<bool> {
     match v {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(Error::InvalidQueryParameter {
-            name: name.into(),
-            value: v.into(),
-        }),
+        _ => Err(Error::InvalidQueryParameter { name: name.into(), value: v.into() }),
     }
 }
 

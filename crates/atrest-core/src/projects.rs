@@ -53,10 +53,7 @@ pub struct NewProject {
 /// Atlas's `^[\p{L}\p{N}\-_.(),:&@+']{1,64}$`.
 pub fn valid_name(name: &str) -> bool {
     let count = name.chars().count();
-    (1..=64).contains(&count)
-        && name
-            .chars()
-            .all(|c| c.is_alphanumeric() || "-_.(),:&@+'".contains(c))
+    (1..=64).contains(&count) && name.chars().all(|c| c.is_alphanumeric() || "-_.(),:&@+'".contains(c))
 }
 
 pub fn create(new: NewProject, now: time::OffsetDateTime) -> Result<Project> {
@@ -103,12 +100,7 @@ mod tests {
     #[test]
     fn new_project_is_active() {
         let p = create(
-            NewProject {
-                name: "p".into(),
-                org_id: ObjectId::new(),
-                tags: vec![],
-                with_default_alerts_settings: true,
-            },
+            NewProject { name: "p".into(), org_id: ObjectId::new(), tags: vec![], with_default_alerts_settings: true },
             crate::time_fmt::now(),
         )
         .unwrap();

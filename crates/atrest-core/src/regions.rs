@@ -66,10 +66,7 @@ mod tests {
     #[test]
     fn maps_both_ways() {
         assert_eq!(super::to_aws("US_EAST_1").as_deref(), Some("us-east-1"));
-        assert_eq!(
-            super::to_aws("AP_SOUTHEAST_7").as_deref(),
-            Some("ap-southeast-7")
-        );
+        assert_eq!(super::to_aws("AP_SOUTHEAST_7").as_deref(), Some("ap-southeast-7"));
         assert_eq!(super::to_aws("GLOBAL"), None);
         assert_eq!(super::to_aws("us-east-1"), None);
         assert_eq!(super::from_aws("eu-west-3").as_deref(), Some("EU_WEST_3"));

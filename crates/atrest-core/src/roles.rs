@@ -86,6 +86,13 @@ pub enum Operation {
     CreateProject,
     ReadProject,
     DeleteProject,
+    ListCloudProviderAccess,
+    CreateCloudProviderAccess,
+    AuthorizeCloudProviderAccess,
+    DeauthorizeCloudProviderAccess,
+    ReadEncryptionAtRest,
+    UpdateEncryptionAtRest,
+    ListEvents,
 }
 
 pub fn requirement(op: Operation) -> Requirement {
@@ -96,8 +103,12 @@ pub fn requirement(op: Operation) -> Requirement {
         CreateApiKey | DeleteApiKey => Requirement::OrgOwner,
         AssignProjectRoles => Requirement::ProjectOwner,
         CreateProject => Requirement::ProjectCreator,
-        ReadProject => Requirement::ProjectRead,
-        DeleteProject => Requirement::ProjectOwner,
+        ReadProject | ListCloudProviderAccess | ReadEncryptionAtRest | ListEvents => Requirement::ProjectRead,
+        DeleteProject
+        | CreateCloudProviderAccess
+        | AuthorizeCloudProviderAccess
+        | DeauthorizeCloudProviderAccess
+        | UpdateEncryptionAtRest => Requirement::ProjectOwner,
     }
 }
 
@@ -136,12 +147,7 @@ impl Grants {
         } else {
             ProjectLevel::None
         };
-        for role in self
-            .project_roles
-            .get(&group.to_string())
-            .into_iter()
-            .flatten()
-        {
+        for role in self.project_roles.get(&group.to_string()).into_iter().flatten() {
             let l = match role {
                 ProjectRole::GroupOwner => ProjectLevel::Owner,
                 ProjectRole::GroupClusterManager => ProjectLevel::ClusterManager,
@@ -153,21 +159,12 @@ impl Grants {
     }
 
     fn data_level(&self, group: &ObjectId) -> DataLevel {
-        let mut level = if self.has_org(OrgRole::OrgOwner) {
-            DataLevel::Write
-        } else {
-            DataLevel::None
-        };
-        for role in self
-            .project_roles
-            .get(&group.to_string())
-            .into_iter()
-            .flatten()
-        {
+        let mut level = if self.has_org(OrgRole::OrgOwner) { DataLevel::Write } else { DataLevel::None };
+        for role in self.project_roles.get(&group.to_string()).into_iter().flatten() {
             let l = match role {
-                ProjectRole::GroupOwner
-                | ProjectRole::GroupDataAccessAdmin
-                | ProjectRole::GroupDataAccessReadWrite => DataLevel::Write,
+                ProjectRole::GroupOwner | ProjectRole::GroupDataAccessAdmin | ProjectRole::GroupDataAccessReadWrite => {
+                    DataLevel::Write
+                }
                 ProjectRole::GroupDataAccessReadOnly => DataLevel::Read,
                 _ => DataLevel::None,
             };
@@ -191,13 +188,9 @@ impl Grants {
         let data = |min: DataLevel| group.is_some_and(|g| self.data_level(g) >= min);
         match requirement(op) {
             Requirement::OrgMember => !self.org_roles.is_empty() || !self.project_roles.is_empty(),
-            Requirement::OrgReader => {
-                self.has_org(OrgRole::OrgOwner) || self.has_org(OrgRole::OrgReadOnly)
-            }
+            Requirement::OrgReader => self.has_org(OrgRole::OrgOwner) || self.has_org(OrgRole::OrgReadOnly),
             Requirement::OrgOwner => self.has_org(OrgRole::OrgOwner),
-            Requirement::ProjectCreator => {
-                self.has_org(OrgRole::OrgOwner) || self.has_org(OrgRole::OrgGroupCreator)
-            }
+            Requirement::ProjectCreator => self.has_org(OrgRole::OrgOwner) || self.has_org(OrgRole::OrgGroupCreator),
             Requirement::ProjectRead => project(ProjectLevel::Read),
             Requirement::ProjectClusterManager => project(ProjectLevel::ClusterManager),
             Requirement::ProjectOwner => project(ProjectLevel::Owner),
@@ -229,20 +222,14 @@ mod tests {
 
     #[test]
     fn org_owner_owns_every_project() {
-        let grants = Grants {
-            org_roles: vec![OrgRole::OrgOwner],
-            ..Default::default()
-        };
+        let grants = Grants { org_roles: vec![OrgRole::OrgOwner], ..Default::default() };
         assert!(grants.allows(Operation::DeleteProject, Some(&ObjectId::new())));
         assert!(grants.allows(Operation::CreateProject, None));
     }
 
     #[test]
     fn member_cannot_create_projects() {
-        let grants = Grants {
-            org_roles: vec![OrgRole::OrgMember],
-            ..Default::default()
-        };
+        let grants = Grants { org_roles: vec![OrgRole::OrgMember], ..Default::default() };
         assert!(!grants.allows(Operation::CreateProject, None));
         assert!(grants.allows(Operation::ListProjects, None));
     }

@@ -29,19 +29,13 @@ pub struct StaticKeys {
 
 impl std::fmt::Debug for StaticKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticKeys")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("StaticKeys").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
 }
 
 impl StaticKeys {
     pub fn new(id: &str, secret: &str) -> Self {
-        StaticKeys {
-            access_key_id: id.into(),
-            secret_access_key: Zeroizing::new(secret.into()),
-            session_token: None,
-        }
+        StaticKeys { access_key_id: id.into(), secret_access_key: Zeroizing::new(secret.into()), session_token: None }
     }
 
     fn sdk(&self) -> Credentials {
@@ -107,10 +101,9 @@ where
                 | "ExpiredTokenException"
                 | "ExpiredToken"
                 | "AuthFailure" => AwsError::InvalidCredentials(msg),
-                "ThrottlingException"
-                | "Throttling"
-                | "LimitExceededException"
-                | "RequestLimitExceeded" => AwsError::Throttled(msg),
+                "ThrottlingException" | "Throttling" | "LimitExceededException" | "RequestLimitExceeded" => {
+                    AwsError::Throttled(msg)
+                }
                 "KMSInternalException"
                 | "InternalFailure"
                 | "ServiceUnavailable"
@@ -120,14 +113,9 @@ where
             }
         }
         SdkError::TimeoutError(_) => AwsError::Unavailable("timed out".into()),
-        SdkError::DispatchFailure(d) => {
-            AwsError::Unavailable(format!("could not reach AWS: {d:?}"))
-        }
+        SdkError::DispatchFailure(d) => AwsError::Unavailable(format!("could not reach AWS: {d:?}")),
         SdkError::ResponseError(r) => AwsError::Unavailable(format!("unreadable response: {r:?}")),
-        _ => AwsError::Unavailable(format!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        )),
+        _ => AwsError::Unavailable(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))),
     }
 }
 
@@ -182,37 +170,23 @@ impl Aws {
             .http_client(self.http.clone())
             .timeout_config(self.timeouts())
             .retry_config(aws_sdk_kms::config::retry::RetryConfig::standard().with_max_attempts(2));
-        if let Some(e) = endpoint
-            .map(str::to_owned)
-            .or_else(|| self.settings.kms_endpoint.clone())
-        {
+        if let Some(e) = endpoint.map(str::to_owned).or_else(|| self.settings.kms_endpoint.clone()) {
             b = b.endpoint_url(e);
         }
-        Kms {
-            client: aws_sdk_kms::Client::from_conf(b.build()),
-        }
+        Kms { client: aws_sdk_kms::Client::from_conf(b.build()) }
     }
 
     /// The ARN atrest presents to customers: its account's root principal.
     pub async fn operator_arn(&self) -> Result<String, AwsError> {
-        let out = self
-            .sts("us-east-1", &self.settings.operator)
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(classify)?;
+        let out =
+            self.sts("us-east-1", &self.settings.operator).get_caller_identity().send().await.map_err(classify)?;
         let account = out.account().unwrap_or_default();
         let partition = out.arn().and_then(|a| a.split(':').nth(1)).unwrap_or("aws");
         Ok(format!("arn:{partition}:iam::{account}:root"))
     }
 
     /// AssumeRole as the operator into a customer's role with the project's external id.
-    pub async fn assume_role(
-        &self,
-        role_arn: &str,
-        external_id: &str,
-        session: &str,
-    ) -> Result<StaticKeys, AwsError> {
+    pub async fn assume_role(&self, role_arn: &str, external_id: &str, session: &str) -> Result<StaticKeys, AwsError> {
         let out = self
             .sts("us-east-1", &self.settings.operator)
             .assume_role()
@@ -223,9 +197,7 @@ impl Aws {
             .send()
             .await
             .map_err(classify)?;
-        let c = out
-            .credentials()
-            .ok_or_else(|| AwsError::Other("AssumeRole returned no credentials".into()))?;
+        let c = out.credentials().ok_or_else(|| AwsError::Other("AssumeRole returned no credentials".into()))?;
         Ok(StaticKeys {
             access_key_id: c.access_key_id().to_owned(),
             secret_access_key: Zeroizing::new(c.secret_access_key().to_owned()),
@@ -240,30 +212,13 @@ pub struct Kms {
 
 impl Kms {
     pub async fn describe(&self, key_id: &str) -> Result<KeyInfo, AwsError> {
-        let out = self
-            .client
-            .describe_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .map_err(classify)?;
-        let m = out
-            .key_metadata()
-            .ok_or_else(|| AwsError::Other("DescribeKey returned no metadata".into()))?;
+        let out = self.client.describe_key().key_id(key_id).send().await.map_err(classify)?;
+        let m = out.key_metadata().ok_or_else(|| AwsError::Other("DescribeKey returned no metadata".into()))?;
         Ok(KeyInfo {
             arn: m.arn().unwrap_or_default().to_owned(),
-            state: m
-                .key_state()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            usage: m
-                .key_usage()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            spec: m
-                .key_spec()
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
+            state: m.key_state().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            usage: m.key_usage().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            spec: m.key_spec().map(|s| s.as_str().to_owned()).unwrap_or_default(),
             multi_region: m.multi_region().unwrap_or(false),
         })
     }
@@ -283,10 +238,7 @@ impl Kms {
             .send()
             .await
             .map_err(classify)?;
-        Ok(out
-            .ciphertext_blob()
-            .map(|b| b.as_ref().to_vec())
-            .unwrap_or_default())
+        Ok(out.ciphertext_blob().map(|b| b.as_ref().to_vec()).unwrap_or_default())
     }
 
     pub async fn decrypt(
@@ -304,10 +256,6 @@ impl Kms {
             .send()
             .await
             .map_err(classify)?;
-        Ok(Zeroizing::new(
-            out.plaintext()
-                .map(|b| b.as_ref().to_vec())
-                .unwrap_or_default(),
-        ))
+        Ok(Zeroizing::new(out.plaintext().map(|b| b.as_ref().to_vec()).unwrap_or_default()))
     }
 }

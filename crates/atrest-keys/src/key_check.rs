@@ -4,9 +4,7 @@
 
 use std::collections::HashMap;
 
-use atrest_core::encryption_at_rest::{
-    is_bare_key_id, CheckOutcome, KeyCredentials, KeyProblem, KeyTarget,
-};
+use atrest_core::encryption_at_rest::{is_bare_key_id, CheckOutcome, KeyCredentials, KeyProblem, KeyTarget};
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -23,9 +21,7 @@ pub struct CheckRequest<'a> {
 
 fn transient_or(e: AwsError, problem: impl FnOnce(String) -> KeyProblem) -> CheckOutcome {
     match e {
-        AwsError::Throttled(m) | AwsError::Unavailable(m) | AwsError::Other(m) => {
-            CheckOutcome::Unreachable(m)
-        }
+        AwsError::Throttled(m) | AwsError::Unavailable(m) | AwsError::Other(m) => CheckOutcome::Unreachable(m),
         other => CheckOutcome::Invalid(problem(other.to_string())),
     }
 }
@@ -33,16 +29,13 @@ fn transient_or(e: AwsError, problem: impl FnOnce(String) -> KeyProblem) -> Chec
 fn key_error(e: AwsError, key_id: &str) -> CheckOutcome {
     match e {
         AwsError::AccessDenied(m) => CheckOutcome::Invalid(KeyProblem::NoPermission(m)),
-        AwsError::NotFound(detail) => CheckOutcome::Invalid(KeyProblem::KeyNotFound {
-            bare_id: is_bare_key_id(key_id),
-            detail,
-        }),
+        AwsError::NotFound(detail) => {
+            CheckOutcome::Invalid(KeyProblem::KeyNotFound { bare_id: is_bare_key_id(key_id), detail })
+        }
         AwsError::Disabled(_) => CheckOutcome::Invalid(KeyProblem::KeyDisabled),
         AwsError::InvalidState(_) => CheckOutcome::Invalid(KeyProblem::KeyPendingDeletion),
         AwsError::InvalidCredentials(m) => CheckOutcome::Invalid(KeyProblem::InvalidCredentials(m)),
-        AwsError::Throttled(m) | AwsError::Unavailable(m) | AwsError::Other(m) => {
-            CheckOutcome::Unreachable(m)
-        }
+        AwsError::Throttled(m) | AwsError::Unavailable(m) | AwsError::Other(m) => CheckOutcome::Unreachable(m),
     }
 }
 
@@ -63,28 +56,19 @@ pub async fn check(aws: &Aws, req: CheckRequest<'_>) -> CheckOutcome {
         }
     }
     let creds = match &target.credentials {
-        KeyCredentials::Role {
-            role_arn,
-            external_id,
-        } => {
+        KeyCredentials::Role { role_arn, external_id } => {
             let session = format!("atrest-{}", req.group_id);
             match aws.assume_role(role_arn, external_id, &session).await {
                 Ok(c) => c,
                 Err(AwsError::InvalidCredentials(m)) => {
-                    return CheckOutcome::Unreachable(format!(
-                        "atrest's own AWS credentials were refused: {m}"
-                    ))
+                    return CheckOutcome::Unreachable(format!("atrest's own AWS credentials were refused: {m}"))
                 }
                 Err(e) => return transient_or(e, KeyProblem::CannotAssumeRole),
             }
         }
         KeyCredentials::AccessKeys { access_key_id } => match &req.secret_access_key {
             Some(secret) => StaticKeys::new(access_key_id, secret),
-            None => {
-                return CheckOutcome::Invalid(KeyProblem::InvalidCredentials(
-                    "no secret access key stored".into(),
-                ))
-            }
+            None => return CheckOutcome::Invalid(KeyProblem::InvalidCredentials("no secret access key stored".into())),
         },
     };
     let kms = aws.kms(&target.aws_region, &creds, req.kms_endpoint.as_deref());
@@ -95,23 +79,16 @@ pub async fn check(aws: &Aws, req: CheckRequest<'_>) -> CheckOutcome {
     match info.state.as_str() {
         "Enabled" => {}
         "Disabled" => return CheckOutcome::Invalid(KeyProblem::KeyDisabled),
-        "PendingDeletion" | "PendingReplicaDeletion" => {
-            return CheckOutcome::Invalid(KeyProblem::KeyPendingDeletion)
-        }
-        other => {
-            return CheckOutcome::Invalid(KeyProblem::KeyUnavailable(format!("key state {other}")))
-        }
+        "PendingDeletion" | "PendingReplicaDeletion" => return CheckOutcome::Invalid(KeyProblem::KeyPendingDeletion),
+        other => return CheckOutcome::Invalid(KeyProblem::KeyUnavailable(format!("key state {other}"))),
     }
-    if info.usage != "ENCRYPT_DECRYPT"
-        || (info.spec != "SYMMETRIC_DEFAULT" && !info.spec.is_empty())
-    {
+    if info.usage != "ENCRYPT_DECRYPT" || (info.spec != "SYMMETRIC_DEFAULT" && !info.spec.is_empty()) {
         return CheckOutcome::Invalid(KeyProblem::WrongKeyType(format!(
             "the key must be a symmetric ENCRYPT_DECRYPT key, not {} {}",
             info.spec, info.usage
         )));
     }
-    let context: HashMap<String, String> =
-        [("atrestGroupId".to_owned(), req.group_id.clone())].into();
+    let context: HashMap<String, String> = [("atrestGroupId".to_owned(), req.group_id.clone())].into();
     let mut probe = Zeroizing::new(vec![0u8; 32]);
     rand::rngs::OsRng.fill_bytes(&mut probe);
     let blob = match kms.encrypt(&info.arn, &probe, &context).await {
@@ -120,9 +97,7 @@ pub async fn check(aws: &Aws, req: CheckRequest<'_>) -> CheckOutcome {
     };
     match kms.decrypt(&info.arn, &blob, &context).await {
         Ok(plain) if *plain == *probe => CheckOutcome::Valid { key_arn: info.arn },
-        Ok(_) => CheckOutcome::Invalid(KeyProblem::KeyUnavailable(
-            "Decrypt did not return what was encrypted".into(),
-        )),
+        Ok(_) => CheckOutcome::Invalid(KeyProblem::KeyUnavailable("Decrypt did not return what was encrypted".into())),
         Err(e) => key_error(e, &target.key_id),
     }
 }

@@ -40,8 +40,7 @@ impl Sealer {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut fresh = Zeroizing::new(vec![0u8; 32]);
                 rand::rngs::OsRng.fill_bytes(&mut fresh);
-                write_private_file(&path, &fresh)
-                    .map_err(|e| SealError::SecretFile(shown.clone(), e))?;
+                write_private_file(&path, &fresh).map_err(|e| SealError::SecretFile(shown.clone(), e))?;
                 fresh
             }
             Err(e) => return Err(SealError::SecretFile(shown, e)),
@@ -53,9 +52,7 @@ impl Sealer {
     }
 
     pub fn from_key(key: &[u8]) -> Self {
-        Sealer {
-            cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"),
-        }
+        Sealer { cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key") }
     }
 
     /// Seals `plaintext`; `context` (for example the owning row's id) must be given again to open.
@@ -64,13 +61,7 @@ impl Sealer {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: plaintext,
-                    aad: context,
-                },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
         out.push(VERSION);
@@ -85,13 +76,7 @@ impl Sealer {
         }
         let (nonce, ct) = sealed[1..].split_at(NONCE_LEN);
         self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: context,
-                },
-            )
+            .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: context })
             .map(Zeroizing::new)
             .map_err(|_| SealError::Open)
     }
@@ -100,12 +85,7 @@ impl Sealer {
 /// Writes a file readable by its owner only, durably: temp file, fsync, rename, fsync the folder.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("secret")
-    ));
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("secret")));
     {
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -150,10 +130,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -6,28 +6,13 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::{date_of, db_err, id_of};
 
-const COLUMNS: &str = "role_id, group_id, atlas_aws_account_arn, external_id, iam_assumed_role_arn, created, authorized";
+const COLUMNS: &str =
+    "role_id, group_id, atlas_aws_account_arn, external_id, iam_assumed_role_arn, created, authorized";
 
-type RoleRow = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-);
+type RoleRow = (String, String, String, String, Option<String>, String, Option<String>);
 
 fn row(r: &Row) -> rusqlite::Result<RoleRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-    ))
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
 fn to_role(r: RoleRow) -> Result<AwsIamRole> {
@@ -69,11 +54,8 @@ pub fn update(c: &Connection, role: &AwsIamRole) -> Result<()> {
 }
 
 pub fn delete(c: &Connection, role: &AwsIamRole) -> Result<()> {
-    c.execute(
-        "DELETE FROM cloud_provider_access_roles WHERE role_id = ?1",
-        [role.role_id.to_string()],
-    )
-    .map_err(db_err)?;
+    c.execute("DELETE FROM cloud_provider_access_roles WHERE role_id = ?1", [role.role_id.to_string()])
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -91,12 +73,11 @@ pub fn get(c: &Connection, group: &str, role_id: &str) -> Result<Option<AwsIamRo
 
 pub fn list(c: &Connection, group: &str) -> Result<Vec<AwsIamRole>> {
     let mut stmt = c
-        .prepare(&format!("SELECT {COLUMNS} FROM cloud_provider_access_roles WHERE group_id = ?1 ORDER BY created, role_id"))
+        .prepare(&format!(
+            "SELECT {COLUMNS} FROM cloud_provider_access_roles WHERE group_id = ?1 ORDER BY created, role_id"
+        ))
         .map_err(db_err)?;
-    let rows: Vec<RoleRow> = stmt
-        .query_map([group], row)
-        .map_err(db_err)?
-        .collect::<rusqlite::Result<_>>()
-        .map_err(db_err)?;
+    let rows: Vec<RoleRow> =
+        stmt.query_map([group], row).map_err(db_err)?.collect::<rusqlite::Result<_>>().map_err(db_err)?;
     rows.into_iter().map(to_role).collect()
 }

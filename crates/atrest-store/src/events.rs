@@ -12,13 +12,7 @@ pub fn append(c: &Connection, events: &[Event]) -> Result<()> {
         let details = serde_json::to_string(&e.details).map_err(Error::internal)?;
         c.execute(
             "INSERT INTO events (id, group_id, type, created, details) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                e.id.to_string(),
-                e.group_id.to_string(),
-                e.event_type,
-                time_fmt::format(e.created),
-                details
-            ],
+            params![e.id.to_string(), e.group_id.to_string(), e.event_type, time_fmt::format(e.created), details],
         )
         .map_err(db_err)?;
     }
@@ -26,21 +20,15 @@ pub fn append(c: &Connection, events: &[Event]) -> Result<()> {
 }
 
 pub fn list(c: &Connection, group: &str, page: &Page) -> Result<(Vec<Event>, u64)> {
-    let total: i64 = c
-        .query_row(
-            "SELECT COUNT(*) FROM events WHERE group_id = ?1",
-            [group],
-            |r| r.get(0),
-        )
-        .map_err(db_err)?;
+    let total: i64 =
+        c.query_row("SELECT COUNT(*) FROM events WHERE group_id = ?1", [group], |r| r.get(0)).map_err(db_err)?;
     let mut stmt = c
         .prepare("SELECT id, group_id, type, created, details FROM events WHERE group_id = ?1 ORDER BY seq DESC LIMIT ?2 OFFSET ?3")
         .map_err(db_err)?;
     let rows: Vec<(String, String, String, String, String)> = stmt
-        .query_map(
-            params![group, page.items_per_page as i64, page.offset() as i64],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        .query_map(params![group, page.items_per_page as i64, page.offset() as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .map_err(db_err)?
         .collect::<rusqlite::Result<_>>()
         .map_err(db_err)?;

@@ -62,19 +62,13 @@ pub trait Store: Send + Sync + 'static {
     async fn find_api_key_by_public(&self, public_key: &str) -> Result<Option<StoredApiKey>>;
     async fn list_api_keys(&self, org: &ObjectId, page: &Page) -> Result<(Vec<ApiKey>, u64)>;
     async fn delete_api_key(&self, id: &ObjectId) -> Result<bool>;
-    async fn set_project_roles(
-        &self,
-        key: &ObjectId,
-        group: &ObjectId,
-        roles: &[ProjectRole],
-    ) -> Result<()>;
+    async fn set_project_roles(&self, key: &ObjectId, group: &ObjectId, roles: &[ProjectRole]) -> Result<()>;
 
     /// Inserts a project and, when `owner` is given, makes that key its owner, atomically.
     async fn insert_project(&self, project: &Project, owner: Option<&ObjectId>) -> Result<()>;
     async fn get_project(&self, id: &ObjectId) -> Result<Option<Project>>;
     async fn get_project_by_name(&self, org: &ObjectId, name: &str) -> Result<Option<Project>>;
-    async fn list_projects(&self, scope: &ProjectScope, page: &Page)
-        -> Result<(Vec<Project>, u64)>;
+    async fn list_projects(&self, scope: &ProjectScope, page: &Page) -> Result<(Vec<Project>, u64)>;
     async fn delete_project(&self, id: &ObjectId) -> Result<bool>;
 
     async fn insert_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
@@ -83,10 +77,7 @@ pub trait Store: Send + Sync + 'static {
     async fn update_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
     async fn delete_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
 
-    async fn get_encryption_at_rest(
-        &self,
-        group: &ObjectId,
-    ) -> Result<Option<StoredEncryptionAtRest>>;
+    async fn get_encryption_at_rest(&self, group: &ObjectId) -> Result<Option<StoredEncryptionAtRest>>;
     /// Replaces the configuration (and the sealed secret when `secret` is `Some`), bumping its
     /// version, together with its events, in one transaction.
     async fn save_encryption_at_rest(

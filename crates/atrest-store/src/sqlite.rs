@@ -44,34 +44,22 @@ pub(crate) fn json_of<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path).map_err(db_err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(db_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(db_err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(db_err)?;
-        let store = SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
-        };
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
+        let store = SqliteStore { conn: Arc::new(Mutex::new(conn)) };
         store.migrate()?;
         Ok(store)
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| Error::internal("store lock poisoned"))?;
-        let current: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(db_err)?;
+        let mut conn = self.conn.lock().map_err(|_| Error::internal("store lock poisoned"))?;
+        let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(db_err)?;
         for (i, sql) in migrations::SQLITE.iter().enumerate().skip(current as usize) {
             let tx = conn.transaction().map_err(db_err)?;
             tx.execute_batch(sql).map_err(db_err)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)
-                .map_err(db_err)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64).map_err(db_err)?;
             tx.commit().map_err(db_err)?;
         }
         Ok(())
@@ -84,9 +72,7 @@ impl SqliteStore {
     {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| Error::internal("store lock poisoned"))?;
+            let mut guard = conn.lock().map_err(|_| Error::internal("store lock poisoned"))?;
             f(&mut guard)
         })
         .await
@@ -113,15 +99,10 @@ fn org_from_row(row: &Row) -> rusqlite::Result<(String, String, String)> {
 }
 
 fn to_org((id, name, created): (String, String, String)) -> Result<Org> {
-    Ok(Org {
-        id: id_of(&id)?,
-        name,
-        created: date_of(&created)?,
-    })
+    Ok(Org { id: id_of(&id)?, name, created: date_of(&created)? })
 }
 
-const KEY_COLUMNS: &str =
-    "id, org_id, public_key, description, org_roles, created, sealed_verifier";
+const KEY_COLUMNS: &str = "id, org_id, public_key, description, org_roles, created, sealed_verifier";
 
 struct KeyRow {
     id: String,
@@ -150,15 +131,9 @@ fn to_key(conn: &Connection, r: KeyRow) -> Result<StoredApiKey> {
     let mut stmt = conn
         .prepare_cached("SELECT group_id, roles FROM api_key_project_roles WHERE api_key_id = ?1 ORDER BY group_id")
         .map_err(db_err)?;
-    let rows = stmt
-        .query_map([&r.id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(db_err)?;
-    let mut grants = Grants {
-        org_roles,
-        ..Default::default()
-    };
+    let rows =
+        stmt.query_map([&r.id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(db_err)?;
+    let mut grants = Grants { org_roles, ..Default::default() };
     for row in rows {
         let (group, roles) = row.map_err(db_err)?;
         grants.project_roles.insert(group, json_of(&roles)?);
@@ -208,23 +183,13 @@ fn put_project_roles(tx: &Connection, key: &str, group: &str, roles: &[ProjectRo
     Ok(())
 }
 
-const PROJECT_COLUMNS: &str =
-    "id, org_id, name, state, created, tags, with_default_alerts_settings, \
+const PROJECT_COLUMNS: &str = "id, org_id, name, state, created, tags, with_default_alerts_settings, \
      (SELECT 0) AS cluster_count";
 
 type ProjectRow = (String, String, String, String, String, String, bool, i64);
 
 fn project_row(row: &Row) -> rusqlite::Result<ProjectRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-    ))
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
 
 fn to_project(r: ProjectRow) -> Result<Project> {
@@ -233,8 +198,7 @@ fn to_project(r: ProjectRow) -> Result<Project> {
         id: id_of(&r.0)?,
         org_id: id_of(&r.1)?,
         name: r.2,
-        state: ProjectState::parse(&r.3)
-            .ok_or_else(|| Error::internal("store: corrupt project state"))?,
+        state: ProjectState::parse(&r.3).ok_or_else(|| Error::internal("store: corrupt project state"))?,
         created: date_of(&r.4)?,
         tags,
         with_default_alerts_settings: r.6,
@@ -247,9 +211,7 @@ impl Store for SqliteStore {
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
         let key = key.to_owned();
         self.with(move |c| {
-            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()
-                .map_err(db_err)
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional().map_err(db_err)
         })
         .await
     }
@@ -276,11 +238,8 @@ impl Store for SqliteStore {
             )
             .map_err(db_err)?;
             insert_key(tx, &key, &sealed)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('bootstrapped_org', ?1)",
-                [org.id.to_string()],
-            )
-            .map_err(db_err)?;
+            tx.execute("INSERT INTO meta (key, value) VALUES ('bootstrapped_org', ?1)", [org.id.to_string()])
+                .map_err(db_err)?;
             Ok(())
         })
         .await
@@ -289,15 +248,11 @@ impl Store for SqliteStore {
     async fn get_org(&self, id: &ObjectId) -> Result<Option<Org>> {
         let id = id.to_string();
         self.with(move |c| {
-            c.query_row(
-                "SELECT id, name, created FROM orgs WHERE id = ?1",
-                [id],
-                org_from_row,
-            )
-            .optional()
-            .map_err(db_err)?
-            .map(to_org)
-            .transpose()
+            c.query_row("SELECT id, name, created FROM orgs WHERE id = ?1", [id], org_from_row)
+                .optional()
+                .map_err(db_err)?
+                .map(to_org)
+                .transpose()
         })
         .await
     }
@@ -315,11 +270,7 @@ impl Store for SqliteStore {
         let id = id.to_string();
         self.with(move |c| {
             let row = c
-                .query_row(
-                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"),
-                    [id],
-                    key_row,
-                )
+                .query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1"), [id], key_row)
                 .optional()
                 .map_err(db_err)?;
             row.map(|r| to_key(c, r).map(|k| k.key)).transpose()
@@ -331,11 +282,7 @@ impl Store for SqliteStore {
         let public_key = public_key.to_owned();
         self.with(move |c| {
             let row = c
-                .query_row(
-                    &format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE public_key = ?1"),
-                    [public_key],
-                    key_row,
-                )
+                .query_row(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE public_key = ?1"), [public_key], key_row)
                 .optional()
                 .map_err(db_err)?;
             row.map(|r| to_key(c, r)).transpose()
@@ -346,9 +293,8 @@ impl Store for SqliteStore {
     async fn list_api_keys(&self, org: &ObjectId, page: &Page) -> Result<(Vec<ApiKey>, u64)> {
         let (org, page) = (org.to_string(), *page);
         self.with(move |c| {
-            let total: i64 = c
-                .query_row("SELECT COUNT(*) FROM api_keys WHERE org_id = ?1", [&org], |r| r.get(0))
-                .map_err(db_err)?;
+            let total: i64 =
+                c.query_row("SELECT COUNT(*) FROM api_keys WHERE org_id = ?1", [&org], |r| r.get(0)).map_err(db_err)?;
             let mut stmt = c
                 .prepare(&format!(
                     "SELECT {KEY_COLUMNS} FROM api_keys WHERE org_id = ?1 ORDER BY created, id LIMIT ?2 OFFSET ?3"
@@ -368,28 +314,15 @@ impl Store for SqliteStore {
     async fn delete_api_key(&self, id: &ObjectId) -> Result<bool> {
         let id = id.to_string();
         self.tx(move |tx| {
-            tx.execute(
-                "DELETE FROM api_key_project_roles WHERE api_key_id = ?1",
-                [&id],
-            )
-            .map_err(db_err)?;
-            Ok(tx
-                .execute("DELETE FROM api_keys WHERE id = ?1", [&id])
-                .map_err(db_err)?
-                > 0)
+            tx.execute("DELETE FROM api_key_project_roles WHERE api_key_id = ?1", [&id]).map_err(db_err)?;
+            Ok(tx.execute("DELETE FROM api_keys WHERE id = ?1", [&id]).map_err(db_err)? > 0)
         })
         .await
     }
 
-    async fn set_project_roles(
-        &self,
-        key: &ObjectId,
-        group: &ObjectId,
-        roles: &[ProjectRole],
-    ) -> Result<()> {
+    async fn set_project_roles(&self, key: &ObjectId, group: &ObjectId, roles: &[ProjectRole]) -> Result<()> {
         let (key, group, roles) = (key.to_string(), group.to_string(), roles.to_vec());
-        self.tx(move |tx| put_project_roles(tx, &key, &group, &roles))
-            .await
+        self.tx(move |tx| put_project_roles(tx, &key, &group, &roles)).await
     }
 
     async fn insert_project(&self, p: &Project, owner: Option<&ObjectId>) -> Result<()> {
@@ -427,15 +360,11 @@ impl Store for SqliteStore {
     async fn get_project(&self, id: &ObjectId) -> Result<Option<Project>> {
         let id = id.to_string();
         self.with(move |c| {
-            c.query_row(
-                &format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"),
-                [id],
-                project_row,
-            )
-            .optional()
-            .map_err(db_err)?
-            .map(to_project)
-            .transpose()
+            c.query_row(&format!("SELECT {PROJECT_COLUMNS} FROM projects WHERE id = ?1"), [id], project_row)
+                .optional()
+                .map_err(db_err)?
+                .map(to_project)
+                .transpose()
         })
         .await
     }
@@ -456,11 +385,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_projects(
-        &self,
-        scope: &ProjectScope,
-        page: &Page,
-    ) -> Result<(Vec<Project>, u64)> {
+    async fn list_projects(&self, scope: &ProjectScope, page: &Page) -> Result<(Vec<Project>, u64)> {
         let (scope, page) = (scope.clone(), *page);
         self.with(move |c| {
             let (filter, org, ids) = match &scope {
@@ -502,15 +427,8 @@ impl Store for SqliteStore {
     async fn delete_project(&self, id: &ObjectId) -> Result<bool> {
         let id = id.to_string();
         self.tx(move |tx| {
-            tx.execute(
-                "DELETE FROM api_key_project_roles WHERE group_id = ?1",
-                [&id],
-            )
-            .map_err(db_err)?;
-            Ok(tx
-                .execute("DELETE FROM projects WHERE id = ?1", [&id])
-                .map_err(db_err)?
-                > 0)
+            tx.execute("DELETE FROM api_key_project_roles WHERE group_id = ?1", [&id]).map_err(db_err)?;
+            Ok(tx.execute("DELETE FROM projects WHERE id = ?1", [&id]).map_err(db_err)? > 0)
         })
         .await
     }
@@ -552,10 +470,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_encryption_at_rest(
-        &self,
-        group: &ObjectId,
-    ) -> Result<Option<StoredEncryptionAtRest>> {
+    async fn get_encryption_at_rest(&self, group: &ObjectId) -> Result<Option<StoredEncryptionAtRest>> {
         let group = group.to_string();
         self.with(move |c| ear::get(c, &group)).await
     }
@@ -588,8 +503,7 @@ impl Store for SqliteStore {
     ) -> Result<bool> {
         let (group, evs) = (*group, evs.to_vec());
         self.tx(move |tx| {
-            let recorded =
-                ear::record_check(tx, &group, version, valid, key_arn, next_check_at, failures)?;
+            let recorded = ear::record_check(tx, &group, version, valid, key_arn, next_check_at, failures)?;
             if recorded {
                 events::append(tx, &evs)?;
             }
@@ -619,11 +533,7 @@ mod tests {
     use atrest_core::projects::{self, NewProject};
 
     fn org() -> Org {
-        Org {
-            id: ObjectId::new(),
-            name: "o".into(),
-            created: time_fmt::now(),
-        }
+        Org { id: ObjectId::new(), name: "o".into(), created: time_fmt::now() }
     }
 
     fn key(org: &Org) -> ApiKey {
@@ -632,10 +542,7 @@ mod tests {
             org_id: org.id,
             public_key: "abcdefgh".into(),
             description: "d".into(),
-            grants: Grants {
-                org_roles: vec![OrgRole::OrgOwner],
-                ..Default::default()
-            },
+            grants: Grants { org_roles: vec![OrgRole::OrgOwner], ..Default::default() },
             created: time_fmt::now(),
         }
     }
@@ -650,50 +557,22 @@ mod tests {
             let store = SqliteStore::open(&path).unwrap();
             store.bootstrap(&o, &k, b"sealed").await.unwrap();
             let p = projects::create(
-                NewProject {
-                    name: "a".into(),
-                    org_id: o.id,
-                    tags: vec![],
-                    with_default_alerts_settings: true,
-                },
+                NewProject { name: "a".into(), org_id: o.id, tags: vec![], with_default_alerts_settings: true },
                 time_fmt::now(),
             )
             .unwrap();
             store.insert_project(&p, Some(&k.id)).await.unwrap();
             let mut dup = p.clone();
             dup.id = ObjectId::new();
-            assert_eq!(
-                store.insert_project(&dup, None).await,
-                Err(Error::GroupNameTaken { name: "a".into() })
-            );
+            assert_eq!(store.insert_project(&dup, None).await, Err(Error::GroupNameTaken { name: "a".into() }));
         }
         let store = SqliteStore::open(&path).unwrap();
-        let (list, total) = store
-            .list_projects(&ProjectScope::Org(o.id), &Page::default())
-            .await
-            .unwrap();
+        let (list, total) = store.list_projects(&ProjectScope::Org(o.id), &Page::default()).await.unwrap();
         assert_eq!((list.len(), total), (1, 1));
-        let stored = store
-            .find_api_key_by_public("abcdefgh")
-            .await
-            .unwrap()
-            .unwrap();
+        let stored = store.find_api_key_by_public("abcdefgh").await.unwrap().unwrap();
         assert_eq!(stored.sealed_verifier, b"sealed");
-        assert_eq!(
-            stored.key.grants.project_roles[&list[0].id.to_string()],
-            vec![ProjectRole::GroupOwner]
-        );
-        let only = ProjectScope::Only {
-            org: o.id,
-            ids: vec![],
-        };
-        assert_eq!(
-            store
-                .list_projects(&only, &Page::default())
-                .await
-                .unwrap()
-                .1,
-            0
-        );
+        assert_eq!(stored.key.grants.project_roles[&list[0].id.to_string()], vec![ProjectRole::GroupOwner]);
+        let only = ProjectScope::Only { org: o.id, ids: vec![] };
+        assert_eq!(store.list_projects(&only, &Page::default()).await.unwrap().1, 0);
     }
 }

@@ -15,6 +15,36 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AwsMode {
+    /// The embedded AWS emulator, on its own loopback port.
+    Embedded,
+    /// Real AWS (or any endpoint given by --aws-endpoint-url), with credentials from the
+    /// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN variables or the shared
+    /// credentials file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE).
+    Real,
+}
+
+/// `500ms`, `2s`, `1m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit() && c != '.').map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m, h or d)")),
+    };
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("duration {s:?} must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// TOML file with any of the options below (keys are the long option names).
@@ -35,6 +65,30 @@ pub struct ServeArgs {
     /// Seconds a Digest nonce stays valid before clients are told it is stale [default: 300]
     #[arg(long, env = "ATREST_DIGEST_NONCE_TTL")]
     pub digest_nonce_ttl: Option<u64>,
+    /// Which AWS atrest talks to [default: embedded]
+    #[arg(long, env = "ATREST_AWS", value_enum)]
+    pub aws: Option<AwsMode>,
+    /// Address of the embedded AWS emulator; port 0 picks a free port [default: 127.0.0.1:4566]
+    #[arg(long, env = "ATREST_AWS_LISTEN")]
+    pub aws_listen: Option<SocketAddr>,
+    /// With --aws real: send STS and KMS calls to this URL instead of AWS's (e.g. a moto_server)
+    #[arg(long, env = "ATREST_AWS_ENDPOINT_URL")]
+    pub aws_endpoint_url: Option<String>,
+    /// Timeout of every call to AWS, e.g. 10s [default: 10s]
+    #[arg(long, env = "ATREST_AWS_CALL_TIMEOUT", value_parser = parse_duration)]
+    pub aws_call_timeout: Option<Duration>,
+    /// Embedded emulator: seconds before a new or changed IAM trust policy applies [default: 0]
+    #[arg(long, env = "ATREST_AWS_IAM_PROPAGATION_SECS")]
+    pub aws_iam_propagation_secs: Option<u64>,
+    /// Embedded emulator: how long a new VPC endpoint stays pending, e.g. 2s [default: 2s]
+    #[arg(long, env = "ATREST_AWS_ENDPOINT_READY", value_parser = parse_duration)]
+    pub aws_endpoint_ready: Option<Duration>,
+    /// Embedded emulator: how long one day of a key's pending-deletion window lasts [default: 24h]
+    #[arg(long, env = "ATREST_AWS_KEY_DELETION_DAY", value_parser = parse_duration)]
+    pub aws_key_deletion_day: Option<Duration>,
+    /// How often every enabled project's key is re-checked, e.g. 60s [default: 60s]
+    #[arg(long, env = "ATREST_KEY_CHECK_INTERVAL", value_parser = parse_duration)]
+    pub key_check_interval: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -45,6 +99,18 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     log_level: Option<String>,
     digest_nonce_ttl: Option<u64>,
+    aws: Option<AwsMode>,
+    aws_listen: Option<SocketAddr>,
+    aws_endpoint_url: Option<String>,
+    aws_call_timeout: Option<String>,
+    aws_iam_propagation_secs: Option<u64>,
+    aws_endpoint_ready: Option<String>,
+    aws_key_deletion_day: Option<String>,
+    key_check_interval: Option<String>,
+}
+
+fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
+    v.map(|s| parse_duration(&s).map_err(|e| anyhow::anyhow!("{key}: {e}"))).transpose()
 }
 
 #[derive(Debug, Clone)]
@@ -54,40 +120,53 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub log_level: String,
     pub digest_nonce_ttl: Duration,
+    pub aws: AwsMode,
+    pub aws_listen: SocketAddr,
+    pub aws_endpoint_url: Option<String>,
+    pub aws_call_timeout: Duration,
+    pub aws_iam_propagation: Duration,
+    pub aws_endpoint_ready: Duration,
+    pub aws_key_deletion_day: Duration,
+    pub key_check_interval: Duration,
 }
 
 impl Settings {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file: FileConfig = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
                 toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
             }
             None => FileConfig::default(),
         };
         Ok(Settings {
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("./atrest-data")),
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-            log_format: args
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Human),
-            log_level: args
-                .log_level
-                .or(file.log_level)
-                .unwrap_or_else(|| "info".into()),
-            digest_nonce_ttl: Duration::from_secs(
-                args.digest_nonce_ttl
-                    .or(file.digest_nonce_ttl)
-                    .unwrap_or(300),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./atrest-data")),
+            listen: args.listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            log_level: args.log_level.or(file.log_level).unwrap_or_else(|| "info".into()),
+            digest_nonce_ttl: Duration::from_secs(args.digest_nonce_ttl.or(file.digest_nonce_ttl).unwrap_or(300)),
+            aws: args.aws.or(file.aws).unwrap_or(AwsMode::Embedded),
+            aws_listen: args.aws_listen.or(file.aws_listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4566))),
+            aws_endpoint_url: args.aws_endpoint_url.or(file.aws_endpoint_url),
+            aws_call_timeout: args
+                .aws_call_timeout
+                .or(file_duration(file.aws_call_timeout, "aws-call-timeout")?)
+                .unwrap_or(Duration::from_secs(10)),
+            aws_iam_propagation: Duration::from_secs(
+                args.aws_iam_propagation_secs.or(file.aws_iam_propagation_secs).unwrap_or(0),
             ),
+            aws_endpoint_ready: args
+                .aws_endpoint_ready
+                .or(file_duration(file.aws_endpoint_ready, "aws-endpoint-ready")?)
+                .unwrap_or(Duration::from_secs(2)),
+            aws_key_deletion_day: args
+                .aws_key_deletion_day
+                .or(file_duration(file.aws_key_deletion_day, "aws-key-deletion-day")?)
+                .unwrap_or(Duration::from_secs(24 * 3600)),
+            key_check_interval: args
+                .key_check_interval
+                .or(file_duration(file.key_check_interval, "key-check-interval")?)
+                .unwrap_or(Duration::from_secs(60)),
         })
     }
 }

@@ -19,12 +19,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Admin API server (zero configuration: ./atrest-data, 127.0.0.1:8080).
-    #[command(
-        after_help = "Example:\n  atrest serve --listen 127.0.0.1:0 --data-dir /tmp/atrest\n\n\
+    #[command(after_help = "Example:\n  atrest serve --listen 127.0.0.1:0 --data-dir /tmp/atrest\n\n\
         Every option can also be set by its ATREST_* environment variable or in the TOML file given\n\
         with --config (keys are the long option names, e.g. listen = \"127.0.0.1:8080\").\n\
-        Precedence: flag, then environment, then file, then the default."
-    )]
+        Precedence: flag, then environment, then file, then the default.")]
     Serve(config::ServeArgs),
     /// The embedded AWS: run it standalone, or act as the customer (keys, roles, endpoints).
     #[command(subcommand)]
@@ -34,9 +32,7 @@ enum Command {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -16,16 +16,17 @@ use atrest_keys::Sealer;
 use atrest_store::{SqliteStore, Store};
 use zeroize::Zeroizing;
 
-use crate::config::{LogFormat, Settings};
+use atrest_control::{Control, ControlSettings};
+use atrest_keys::aws::{Aws, AwsSettings, StaticKeys};
+
+use crate::config::{AwsMode, LogFormat, Settings};
 
 const CREDENTIALS_FILE: &str = "bootstrap-credentials";
 
 pub fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_new(&settings.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match settings.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human => builder.init(),
@@ -33,8 +34,7 @@ pub fn init_logging(settings: &Settings) {
 }
 
 fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
-    fs::create_dir_all(dir)
-        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -56,8 +56,7 @@ fn update_credentials(dir: &Path, updates: &[(&str, String)]) -> anyhow::Result<
         }
     }
     let text = Zeroizing::new(lines.join("\n") + "\n");
-    write_private_file(&path, text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    write_private_file(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 /// First start: an organization and its Organization Owner key, shown once. The credentials file
@@ -66,21 +65,10 @@ async fn bootstrap(store: &dyn Store, sealer: &Sealer, dir: &Path) -> anyhow::Re
     if let Some(org) = store.get_meta("bootstrapped_org").await? {
         return ObjectId::parse(&org).context("stored organization id is corrupt");
     }
-    let org = Org {
-        id: ObjectId::new(),
-        name: "atrest".into(),
-        created: time_fmt::now(),
-    };
-    let grants = Grants {
-        org_roles: vec![OrgRole::OrgOwner],
-        ..Default::default()
-    };
-    let (key, sealed, private) = atrest_api::api_keys::mint(
-        sealer,
-        org.id,
-        "bootstrap Organization Owner key".into(),
-        grants,
-    );
+    let org = Org { id: ObjectId::new(), name: "atrest".into(), created: time_fmt::now() };
+    let grants = Grants { org_roles: vec![OrgRole::OrgOwner], ..Default::default() };
+    let (key, sealed, private) =
+        atrest_api::api_keys::mint(sealer, org.id, "bootstrap Organization Owner key".into(), grants);
     update_credentials(
         dir,
         &[
@@ -90,30 +78,99 @@ async fn bootstrap(store: &dyn Store, sealer: &Sealer, dir: &Path) -> anyhow::Re
         ],
     )?;
     store.bootstrap(&org, &key, &sealed).await?;
-    println!(
-        "Created organization {} and its Organization Owner API key (shown once):",
-        org.id
-    );
+    println!("Created organization {} and its Organization Owner API key (shown once):", org.id);
     println!("  public key:  {}", key.public_key);
     println!("  private key: {}", &*private);
-    println!(
-        "Saved to {} (mode 0600).",
-        dir.join(CREDENTIALS_FILE).display()
-    );
+    println!("Saved to {} (mode 0600).", dir.join(CREDENTIALS_FILE).display());
     Ok(org.id)
+}
+
+/// Operator credentials for `--aws real`: the standard variables, then the shared credentials file.
+fn real_operator_keys() -> anyhow::Result<StaticKeys> {
+    if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+        let mut keys = StaticKeys::new(&id, &secret);
+        keys.session_token = std::env::var("AWS_SESSION_TOKEN").ok().map(Zeroizing::new);
+        return Ok(keys);
+    }
+    let file = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".aws").join("credentials")));
+    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".into());
+    let file = file.context("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")?;
+    let c = aws_emulator::client::read_profile(&file, &profile)?;
+    let mut keys = StaticKeys::new(&c.access_key_id, &c.secret_access_key);
+    keys.session_token = c.session_token.map(Zeroizing::new);
+    Ok(keys)
+}
+
+/// Starts the embedded AWS, or connects to the configured one; returns atrest's AWS access.
+async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Option<aws_emulator::Emulator>)> {
+    match settings.aws {
+        AwsMode::Embedded => {
+            let emulator = aws_emulator::Emulator::start(aws_emulator::EmulatorConfig {
+                data_dir: settings.data_dir.clone(),
+                listen: settings.aws_listen,
+                iam_propagation_delay: settings.aws_iam_propagation,
+                endpoint_ready_delay: settings.aws_endpoint_ready,
+                key_deletion_day: settings.aws_key_deletion_day,
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("starting the embedded AWS on {}", settings.aws_listen))?;
+            let op = emulator.operator();
+            let aws = Aws::new(AwsSettings {
+                sts_endpoint: Some(emulator.url()),
+                kms_endpoint: Some(emulator.url()),
+                operator: StaticKeys::new(&op.access_key_id, &op.secret_access_key),
+                call_timeout: settings.aws_call_timeout,
+            });
+            Ok((Arc::new(aws), Some(emulator)))
+        }
+        AwsMode::Real => {
+            let aws = Aws::new(AwsSettings {
+                sts_endpoint: settings.aws_endpoint_url.clone(),
+                kms_endpoint: settings.aws_endpoint_url.clone(),
+                operator: real_operator_keys()?,
+                call_timeout: settings.aws_call_timeout,
+            });
+            Ok((Arc::new(aws), None))
+        }
+    }
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     create_data_dir(&settings.data_dir)?;
     let sealer = Arc::new(Sealer::load_or_create(&settings.data_dir)?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-        &settings.data_dir.join("atrest.sqlite3"),
-    )?);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("atrest.sqlite3"))?);
     let org = bootstrap(store.as_ref(), &sealer, &settings.data_dir).await?;
 
-    let listener = tokio::net::TcpListener::bind(settings.listen)
-        .await
-        .with_context(|| format!("binding {}", settings.listen))?;
+    let (aws, emulator) = start_aws(&settings).await?;
+    if let Some(e) = &emulator {
+        update_credentials(&settings.data_dir, &[("ATREST_AWS_URL", e.url())])?;
+        println!(
+            "embedded AWS listening on {} (profiles operator and customer in {})",
+            e.url(),
+            e.credentials_file().display()
+        );
+    }
+    let atlas_arn = aws.operator_arn().await.context("learning atrest's own AWS identity (GetCallerIdentity)")?;
+    let control = Control::new(
+        store.clone(),
+        sealer.clone(),
+        aws,
+        atlas_arn,
+        ControlSettings { key_check_interval: settings.key_check_interval },
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reconciler = {
+        let (control, mut stop) = (control.clone(), stop_rx.clone());
+        tokio::spawn(atrest_control::key_validity::run(control, async move {
+            let _ = stop.changed().await;
+        }))
+    };
+
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
     let url = format!("http://{}", listener.local_addr()?);
     update_credentials(&settings.data_dir, &[("ATREST_URL", url.clone())])?;
     println!(
@@ -122,12 +179,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     tracing::info!(%url, data_dir = %settings.data_dir.display(), "ready");
 
-    let state = AppState {
-        store,
-        sealer,
-        digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)),
-    };
+    let state = AppState { store, sealer, digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)), control };
     atrest_api::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = reconciler.await;
+    if let Some(e) = emulator {
+        e.shutdown().await;
+    }
     Ok(())
 }
 
@@ -137,8 +195,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };

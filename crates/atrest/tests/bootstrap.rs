@@ -8,36 +8,18 @@ use common::Server;
 async fn credentials_are_written_once_and_the_private_key_is_never_stored_plain() {
     let s = Server::start();
     let path = s.dir.join("bootstrap-credentials");
-    for key in [
-        "ATREST_URL",
-        "ATREST_ORG_ID",
-        "ATREST_PUBLIC_KEY",
-        "ATREST_PRIVATE_KEY",
-    ] {
+    for key in ["ATREST_URL", "ATREST_ORG_ID", "ATREST_PUBLIC_KEY", "ATREST_PRIVATE_KEY"] {
         assert!(s.creds.contains_key(key), "{key} missing");
     }
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            std::fs::metadata(s.dir.join("server-secret"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(s.dir.join("server-secret")).unwrap().permissions().mode() & 0o777, 0o600);
     }
     let private = s.creds["ATREST_PRIVATE_KEY"].clone();
     let public = s.creds["ATREST_PUBLIC_KEY"].clone();
-    assert_eq!(
-        s.client().get("/api/atlas/v2/groups").await.status,
-        reqwest::StatusCode::OK
-    );
+    assert_eq!(s.client().get("/api/atlas/v2/groups").await.status, reqwest::StatusCode::OK);
 
     // Nothing in the data directory but the credentials file holds the private key.
     for entry in std::fs::read_dir(&s.dir).unwrap() {
@@ -47,9 +29,7 @@ async fn credentials_are_written_once_and_the_private_key_is_never_stored_plain(
         }
         let bytes = std::fs::read(entry.path()).unwrap();
         assert!(
-            !bytes
-                .windows(private.len())
-                .any(|w| w == private.as_bytes()),
+            !bytes.windows(private.len()).any(|w| w == private.as_bytes()),
             "{:?} holds the private key",
             entry.path()
         );
@@ -60,11 +40,7 @@ async fn credentials_are_written_once_and_the_private_key_is_never_stored_plain(
     assert_eq!(s.creds["ATREST_PUBLIC_KEY"], public);
     assert_eq!(s.creds["ATREST_PRIVATE_KEY"], private);
     assert_eq!(s.creds["ATREST_URL"], s.url);
-    let keys = s
-        .client()
-        .get(&format!("/api/atlas/v2/orgs/{}/apiKeys", s.org_id()))
-        .await
-        .json();
+    let keys = s.client().get(&format!("/api/atlas/v2/orgs/{}/apiKeys", s.org_id())).await.json();
     assert_eq!(keys["totalCount"], 1);
 }
 

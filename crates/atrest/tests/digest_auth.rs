@@ -40,17 +40,11 @@ async fn unauthenticated_and_wrong_keys_get_401_with_atlas_body() {
     // Credentials computed for one URI do not authorize another.
     let ch = c.challenge(PATH).await;
     let auth = authorization(&ch, "MD5", &c.user, &c.pass, "GET", "/api/atlas/v2/orgs", 1);
-    assert_eq!(
-        c.raw(Method::GET, PATH, Some(auth)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(c.raw(Method::GET, PATH, Some(auth)).await.status, StatusCode::UNAUTHORIZED);
     // Nor another method.
     let ch = c.challenge(PATH).await;
     let auth = authorization(&ch, "MD5", &c.user, &c.pass, "GET", PATH, 1);
-    assert_eq!(
-        c.raw(Method::DELETE, PATH, Some(auth)).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(c.raw(Method::DELETE, PATH, Some(auth)).await.status, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -59,21 +53,11 @@ async fn replayed_nonce_count_is_refused() {
     let c = s.client();
     let ch = c.challenge(PATH).await;
     let first = authorization(&ch, "MD5", &c.user, &c.pass, "GET", PATH, 1);
-    assert_eq!(
-        c.raw(Method::GET, PATH, Some(first.clone())).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(c.raw(Method::GET, PATH, Some(first.clone())).await.status, StatusCode::OK);
     let replay = c.raw(Method::GET, PATH, Some(first)).await;
-    assert_eq!(
-        replay.status,
-        StatusCode::UNAUTHORIZED,
-        "the same nc must not be accepted twice"
-    );
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "the same nc must not be accepted twice");
     let second = authorization(&ch, "MD5", &c.user, &c.pass, "GET", PATH, 2);
-    assert_eq!(
-        c.raw(Method::GET, PATH, Some(second)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(c.raw(Method::GET, PATH, Some(second)).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -85,45 +69,30 @@ async fn expired_nonce_is_stale() {
     let auth = authorization(&ch, "MD5", &c.user, &c.pass, "GET", PATH, 1);
     let r = c.raw(Method::GET, PATH, Some(auth)).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    let fresh =
-        common::parse_challenge_strict(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
-    assert!(
-        fresh.stale,
-        "an expired nonce with right credentials is answered stale=true"
-    );
+    let fresh = common::parse_challenge_strict(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    assert!(fresh.stale, "an expired nonce with right credentials is answered stale=true");
     // The client retries with the fresh nonce and succeeds.
     let auth = authorization(&fresh, "MD5", &c.user, &c.pass, "GET", PATH, 1);
-    assert_eq!(
-        c.raw(Method::GET, PATH, Some(auth)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(c.raw(Method::GET, PATH, Some(auth)).await.status, StatusCode::OK);
     // A wrong password with an expired nonce is not stale, just refused.
     let ch = c.challenge(PATH).await;
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let auth = authorization(&ch, "MD5", &c.user, "wrong", "GET", PATH, 1);
     let r = c.raw(Method::GET, PATH, Some(auth)).await;
-    let again =
-        common::parse_challenge_strict(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
+    let again = common::parse_challenge_strict(r.headers["www-authenticate"].to_str().unwrap()).unwrap();
     assert!(!again.stale);
 }
 
 #[tokio::test]
 async fn curl_digest_works_as_in_the_readme() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if std::process::Command::new("curl").arg("--version").output().is_err() {
         eprintln!("SKIP: curl not installed");
         return;
     }
     let s = Server::start();
     let out = std::process::Command::new("curl")
         .args(["-sS", "--digest", "-u"])
-        .arg(format!(
-            "{}:{}",
-            s.creds["ATREST_PUBLIC_KEY"], s.creds["ATREST_PRIVATE_KEY"]
-        ))
+        .arg(format!("{}:{}", s.creds["ATREST_PUBLIC_KEY"], s.creds["ATREST_PRIVATE_KEY"]))
         .args(["-H", "Accept: application/vnd.atlas.2023-01-01+json"])
         .arg(format!("{}/api/atlas/v2/groups", s.url))
         .output()

@@ -31,26 +31,13 @@ async fn create_read_find_delete() {
     assert!(p["created"].as_str().unwrap().ends_with('Z'));
 
     assert_eq!(c.get(&format!("/api/atlas/v2/groups/{id}")).await.json(), p);
-    assert_eq!(
-        c.get("/api/atlas/v2/groups/byName/Prod-EU_1").await.json()["id"],
-        id
-    );
+    assert_eq!(c.get("/api/atlas/v2/groups/byName/Prod-EU_1").await.json()["id"], id);
     let r = c.get("/api/atlas/v2/groups/byName/missing").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 
-    let dup = c
-        .post(
-            "/api/atlas/v2/groups",
-            &json!({"name": "Prod-EU_1", "orgId": org}),
-        )
-        .await;
+    let dup = c.post("/api/atlas/v2/groups", &json!({"name": "Prod-EU_1", "orgId": org})).await;
     assert_eq!(dup.status, StatusCode::CONFLICT);
-    let bad = c
-        .post(
-            "/api/atlas/v2/groups",
-            &json!({"name": "has space", "orgId": org}),
-        )
-        .await;
+    let bad = c.post("/api/atlas/v2/groups", &json!({"name": "has space", "orgId": org})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let gov = c
         .post(
@@ -59,27 +46,14 @@ async fn create_read_find_delete() {
         )
         .await;
     assert_eq!(gov.error_code(), "INVALID_ATTRIBUTE");
-    let other_org = c
-        .post(
-            "/api/atlas/v2/groups",
-            &json!({"name": "x", "orgId": "0123456789abcdef01234567"}),
-        )
-        .await;
+    let other_org = c.post("/api/atlas/v2/groups", &json!({"name": "x", "orgId": "0123456789abcdef01234567"})).await;
     assert_eq!(other_org.status, StatusCode::NOT_FOUND);
 
     let del = c.delete(&format!("/api/atlas/v2/groups/{id}")).await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert!(del.text.is_empty());
-    assert_eq!(
-        c.get(&format!("/api/atlas/v2/groups/{id}"))
-            .await
-            .error_code(),
-        "GROUP_NOT_FOUND"
-    );
-    assert_eq!(
-        c.delete(&format!("/api/atlas/v2/groups/{id}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(c.get(&format!("/api/atlas/v2/groups/{id}")).await.error_code(), "GROUP_NOT_FOUND");
+    assert_eq!(c.delete(&format!("/api/atlas/v2/groups/{id}")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(c.get("/api/atlas/v2/groups").await.json()["totalCount"], 0);
 }
 
@@ -87,36 +61,18 @@ async fn create_read_find_delete() {
 async fn state_is_kept_across_a_restart() {
     let s = Server::start();
     let c = s.client();
-    let p = c
-        .post(
-            "/api/atlas/v2/groups",
-            &json!({"name": "kept", "orgId": s.org_id()}),
-        )
-        .await
-        .json();
+    let p = c.post("/api/atlas/v2/groups", &json!({"name": "kept", "orgId": s.org_id()})).await.json();
     let old_url = s.url.clone();
     let s = s.restart();
     // The same credentials keep working; the credentials file names the new URL.
     assert_eq!(s.creds["ATREST_URL"], s.url);
     assert_ne!(s.url, old_url);
     let c = s.client();
-    assert_eq!(
-        c.get(&format!(
-            "/api/atlas/v2/groups/{}",
-            p["id"].as_str().unwrap()
-        ))
-        .await
-        .json(),
-        {
-            let mut p = p.clone();
-            p["links"][0]["href"] = json!(format!(
-                "{}/api/atlas/v2/groups/{}",
-                s.url,
-                p["id"].as_str().unwrap()
-            ));
-            p
-        }
-    );
+    assert_eq!(c.get(&format!("/api/atlas/v2/groups/{}", p["id"].as_str().unwrap())).await.json(), {
+        let mut p = p.clone();
+        p["links"][0]["href"] = json!(format!("{}/api/atlas/v2/groups/{}", s.url, p["id"].as_str().unwrap()));
+        p
+    });
 }
 
 #[tokio::test]
@@ -141,17 +97,11 @@ async fn kill_9_during_concurrent_creations_loses_nothing_acknowledged() {
                 if first.is_err() {
                     return;
                 }
-                let r = tokio::time::timeout(
-                    std::time::Duration::from_secs(5),
-                    c.post("/api/atlas/v2/groups", &body),
-                )
-                .await;
+                let r = tokio::time::timeout(std::time::Duration::from_secs(5), c.post("/api/atlas/v2/groups", &body))
+                    .await;
                 match r {
                     Ok(r) if r.status == StatusCode::OK => {
-                        acked
-                            .lock()
-                            .unwrap()
-                            .insert(r.json()["id"].as_str().unwrap().to_owned());
+                        acked.lock().unwrap().insert(r.json()["id"].as_str().unwrap().to_owned());
                     }
                     _ => return,
                 }
@@ -164,11 +114,7 @@ async fn kill_9_during_concurrent_creations_loses_nothing_acknowledged() {
     s.kill9();
     while tasks.join_next().await.is_some() {}
     let acked = acknowledged.lock().unwrap().clone();
-    assert!(
-        acked.len() > 10,
-        "the burst created only {} projects",
-        acked.len()
-    );
+    assert!(acked.len() > 10, "the burst created only {} projects", acked.len());
 
     let tmp_dir = s.dir.clone();
     let s2 = Server::start_in(&tmp_dir, &[]);
@@ -176,12 +122,7 @@ async fn kill_9_during_concurrent_creations_loses_nothing_acknowledged() {
     let mut found = HashSet::new();
     let mut page = 1;
     loop {
-        let r = c
-            .get(&format!(
-                "/api/atlas/v2/groups?itemsPerPage=500&pageNum={page}"
-            ))
-            .await
-            .json();
+        let r = c.get(&format!("/api/atlas/v2/groups?itemsPerPage=500&pageNum={page}")).await.json();
         let results = r["results"].as_array().unwrap();
         if results.is_empty() {
             break;
@@ -190,9 +131,6 @@ async fn kill_9_during_concurrent_creations_loses_nothing_acknowledged() {
         page += 1;
     }
     let lost: Vec<_> = acked.difference(&found).collect();
-    assert!(
-        lost.is_empty(),
-        "acknowledged projects lost after kill -9: {lost:?}"
-    );
+    assert!(lost.is_empty(), "acknowledged projects lost after kill -9: {lost:?}");
     drop(s);
 }

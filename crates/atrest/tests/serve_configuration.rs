@@ -21,7 +21,7 @@ fn toml_file_and_environment_are_honoured() {
     std::fs::write(
         &config,
         format!(
-            "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\nlog-format = \"json\"\n",
+            "data-dir = {:?}\nlisten = \"127.0.0.1:0\"\naws-listen = \"127.0.0.1:0\"\nlog-format = \"json\"\n",
             from_file.display().to_string()
         ),
     )
@@ -35,18 +35,12 @@ fn toml_file_and_environment_are_honoured() {
         .unwrap();
     let url = url_from(&mut child);
     assert!(url.starts_with("http://127.0.0.1:"));
-    assert!(
-        from_file.join("bootstrap-credentials").exists(),
-        "the file's data-dir was used"
-    );
+    assert!(from_file.join("bootstrap-credentials").exists(), "the file's data-dir was used");
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let first = stderr.lines().next().expect("a log line");
-    assert!(
-        serde_json::from_str::<serde_json::Value>(first).is_ok(),
-        "json logs: {first}"
-    );
+    assert!(serde_json::from_str::<serde_json::Value>(first).is_ok(), "json logs: {first}");
 
     // The environment beats the file.
     let from_env = tmp.path().join("from-env");
@@ -59,40 +53,24 @@ fn toml_file_and_environment_are_honoured() {
         .spawn()
         .unwrap();
     url_from(&mut child);
-    assert!(
-        from_env.join("bootstrap-credentials").exists(),
-        "ATREST_DATA_DIR was used"
-    );
+    assert!(from_env.join("bootstrap-credentials").exists(), "ATREST_DATA_DIR was used");
     child.kill().unwrap();
     child.wait().unwrap();
 
     // An unknown key in the file is an error, not silently ignored.
     std::fs::write(&config, "lisen = \"127.0.0.1:0\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atrest")).args(["serve", "--config"]).arg(&config).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
 }
 
 #[test]
 fn help_documents_every_option() {
-    let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atrest")).args(["serve", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for opt in [
-        "--config",
-        "--data-dir",
-        "--listen",
-        "--log-format",
-        "--log-level",
-        "--digest-nonce-ttl",
-        "ATREST_LISTEN",
-    ] {
+    for opt in
+        ["--config", "--data-dir", "--listen", "--log-format", "--log-level", "--digest-nonce-ttl", "ATREST_LISTEN"]
+    {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
 }

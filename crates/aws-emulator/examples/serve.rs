@@ -14,8 +14,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let cmd = args
-        .cmd
-        .unwrap_or(aws_emulator::AwsCommand::Serve(args.serve));
+    let cmd = args.cmd.unwrap_or(aws_emulator::AwsCommand::Serve(args.serve));
     aws_emulator::run(cmd).await
 }

@@ -42,12 +42,7 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
                 Ok(r) => r,
                 Err(e) => return bad(rid, 400, e.to_string()),
             };
-            if req.name.is_empty()
-                || !req
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if req.name.is_empty() || !req.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 return bad(rid, 400, "name must be [A-Za-z0-9_-]+");
             }
             if let Some(id) = &req.account_id {
@@ -55,27 +50,25 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
                     return bad(rid, 400, "accountId must be 12 digits");
                 }
             }
-            let created =
+            let created = {
+                let mut g = sh.inner();
+                if g.state.accounts.iter().any(|a| a.name == req.name || Some(&a.account_id) == req.account_id.as_ref())
                 {
-                    let mut g = sh.inner();
-                    if g.state.accounts.iter().any(|a| {
-                        a.name == req.name || Some(&a.account_id) == req.account_id.as_ref()
-                    }) {
-                        return bad(rid, 409, "account already exists");
-                    }
-                    let a = Account {
-                        name: req.name.clone(),
-                        account_id: req.account_id.unwrap_or_else(crate::ids::account_id),
-                        access_key_id: crate::ids::root_access_key_id(),
-                        secret_access_key: crate::ids::secret_access_key(),
-                        created: crate::server::real_now(),
-                    };
-                    if let Err(e) = g.save_account(&a) {
-                        return bad(rid, 500, e.to_string());
-                    }
-                    g.state.accounts.push(a.clone());
-                    Shared::account_credentials(&a)
+                    return bad(rid, 409, "account already exists");
+                }
+                let a = Account {
+                    name: req.name.clone(),
+                    account_id: req.account_id.unwrap_or_else(crate::ids::account_id),
+                    access_key_id: crate::ids::root_access_key_id(),
+                    secret_access_key: crate::ids::secret_access_key(),
+                    created: crate::server::real_now(),
                 };
+                if let Err(e) = g.save_account(&a) {
+                    return bad(rid, 500, e.to_string());
+                }
+                g.state.accounts.push(a.clone());
+                Shared::account_credentials(&a)
+            };
             if let Err(e) = sh.write_credentials_file() {
                 return bad(rid, 500, e.to_string());
             }
@@ -99,10 +92,7 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
                 }
                 entries.push(json!({"address": addr, "service": svc, "operation": op, "count": n}));
             }
-            ok(
-                rid,
-                json!({"byAddress": by_address, "byService": by_service, "requests": entries}),
-            )
+            ok(rid, json!({"byAddress": by_address, "byService": by_service, "requests": entries}))
         }
         ("DELETE", ["requests"]) => {
             if let Ok(mut c) = sh.counters.lock() {
@@ -123,10 +113,7 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
             Ok(id) if sh.faults().remove(id) => ok(rid, json!({})),
             _ => bad(rid, 404, "no such fault"),
         },
-        (
-            m @ ("POST" | "DELETE"),
-            ["regions", region, what @ ("unavailable" | "acceptance-required")],
-        ) => {
+        (m @ ("POST" | "DELETE"), ["regions", region, what @ ("unavailable" | "acceptance-required")]) => {
             if !crate::ids::is_region(region) && *region != "*" {
                 return bad(rid, 400, "invalid region");
             }
@@ -159,9 +146,7 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
             if req.advance_seconds < 0 {
                 return bad(rid, 400, "time only moves forward");
             }
-            let offset = sh
-                .clock_offset
-                .fetch_add(req.advance_seconds, std::sync::atomic::Ordering::SeqCst)
+            let offset = sh.clock_offset.fetch_add(req.advance_seconds, std::sync::atomic::Ordering::SeqCst)
                 + req.advance_seconds;
             {
                 let mut g = sh.inner();

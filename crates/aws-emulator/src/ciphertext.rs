@@ -52,10 +52,7 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, CiphertextError> {
     }
     let (id, rest) = rest.split_at(len);
     let key_id = std::str::from_utf8(id).map_err(|_| CiphertextError::Malformed)?;
-    if !key_id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    {
+    if !key_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(CiphertextError::Malformed);
     }
     let (ver, rest) = rest.split_at(4);
@@ -63,12 +60,7 @@ pub fn parse(bytes: &[u8]) -> Result<Blob<'_>, CiphertextError> {
     let (nonce, sealed) = rest.split_at(12);
     let mut n = [0u8; 12];
     n.copy_from_slice(nonce);
-    Ok(Blob {
-        key_id,
-        material_version,
-        nonce: n,
-        sealed,
-    })
+    Ok(Blob { key_id, material_version, nonce: n, sealed })
 }
 
 fn aad(key_id: &str, material_version: u32, context: &BTreeMap<String, String>) -> Vec<u8> {
@@ -99,15 +91,7 @@ pub fn encrypt(
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let cipher = Aes256Gcm::new(material.into());
     let aad = aad(key_id, material_version, context);
-    let ct = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: plaintext,
-                aad: &aad,
-            },
-        )
-        .unwrap_or_default();
+    let ct = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: &aad }).unwrap_or_default();
     let mut out = Vec::with_capacity(2 + key_id.len() + 4 + 12 + ct.len());
     out.push(VERSION);
     out.push(key_id.len() as u8);
@@ -126,13 +110,7 @@ pub fn decrypt(
     let cipher = Aes256Gcm::new(material.into());
     let aad = aad(blob.key_id, blob.material_version, context);
     cipher
-        .decrypt(
-            Nonce::from_slice(&blob.nonce),
-            Payload {
-                msg: blob.sealed,
-                aad: &aad,
-            },
-        )
+        .decrypt(Nonce::from_slice(&blob.nonce), Payload { msg: blob.sealed, aad: &aad })
         .map(Zeroizing::new)
         .map_err(|_| CiphertextError::Authentication)
 }
@@ -142,10 +120,7 @@ mod tests {
     use super::*;
 
     fn ctx(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]

@@ -27,11 +27,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ATREST_AWS_ENDPOINT_READY_MS", default_value_t = 2000)]
     pub endpoint_ready_ms: u64,
     /// Length in seconds of one day of a key's pending-deletion window.
-    #[arg(
-        long,
-        env = "ATREST_AWS_KEY_DELETION_DAY_SECS",
-        default_value_t = 86400
-    )]
+    #[arg(long, env = "ATREST_AWS_KEY_DELETION_DAY_SECS", default_value_t = 86400)]
     pub key_deletion_day_secs: u64,
     /// New VPC endpoints wait in pendingAcceptance until accepted.
     #[arg(long, env = "ATREST_AWS_ENDPOINT_ACCEPTANCE_REQUIRED")]
@@ -56,11 +52,7 @@ impl ServeArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// Emulator (or AWS-compatible) endpoint.
-    #[arg(
-        long,
-        env = "ATREST_AWS_ENDPOINT",
-        default_value = "http://127.0.0.1:4566"
-    )]
+    #[arg(long, env = "ATREST_AWS_ENDPOINT", default_value = "http://127.0.0.1:4566")]
     pub endpoint_url: String,
     #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
     pub region: String,
@@ -78,20 +70,14 @@ pub struct ClientArgs {
 impl ClientArgs {
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` win over the profile.
     pub fn credentials(&self) -> anyhow::Result<StaticCredentials> {
-        if let (Ok(a), Ok(s)) = (
-            std::env::var("AWS_ACCESS_KEY_ID"),
-            std::env::var("AWS_SECRET_ACCESS_KEY"),
-        ) {
+        if let (Ok(a), Ok(s)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
             return Ok(StaticCredentials {
                 access_key_id: a,
                 secret_access_key: s,
                 session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
             });
         }
-        let file = self
-            .credentials_file
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("aws-credentials"));
+        let file = self.credentials_file.clone().unwrap_or_else(|| self.data_dir.join("aws-credentials"));
         client::read_profile(&file, &self.profile)
     }
 }
@@ -270,15 +256,8 @@ where
     R: std::fmt::Debug,
 {
     match e.as_service_error() {
-        Some(s) => anyhow::anyhow!(
-            "{}: {}",
-            s.code().unwrap_or("Unknown"),
-            s.message().unwrap_or("")
-        ),
-        None => anyhow::anyhow!(
-            "{}",
-            aws_smithy_types::error::display::DisplayErrorContext(&e)
-        ),
+        Some(s) => anyhow::anyhow!("{}: {}", s.code().unwrap_or("Unknown"), s.message().unwrap_or("")),
+        None => anyhow::anyhow!("{}", aws_smithy_types::error::display::DisplayErrorContext(&e)),
     }
 }
 
@@ -322,12 +301,7 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
             let r = sts.get_caller_identity().send().await.map_err(sdk_err)?;
             json!({"Account": r.account(), "Arn": r.arn(), "UserId": r.user_id()})
         }
-        AwsCommand::CreateKey {
-            conn,
-            description,
-            policy,
-            multi_region,
-        } => {
+        AwsCommand::CreateKey { conn, description, policy, multi_region } => {
             let kms = kms(&conn)?;
             let mut req = kms.create_key().multi_region(multi_region);
             if let Some(d) = description {
@@ -340,38 +314,20 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
             json!({"KeyMetadata": key_metadata(r.key_metadata())})
         }
         AwsCommand::DescribeKey { conn, key_id } => {
-            let r = kms(&conn)?
-                .describe_key()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            let r = kms(&conn)?.describe_key().key_id(key_id).send().await.map_err(sdk_err)?;
             json!({"KeyMetadata": key_metadata(r.key_metadata())})
         }
         AwsCommand::ListKeys { conn } => {
             let r = kms(&conn)?.list_keys().send().await.map_err(sdk_err)?;
-            let keys: Vec<Value> = r
-                .keys()
-                .iter()
-                .map(|k| json!({"KeyId": k.key_id(), "KeyArn": k.key_arn()}))
-                .collect();
+            let keys: Vec<Value> =
+                r.keys().iter().map(|k| json!({"KeyId": k.key_id(), "KeyArn": k.key_arn()})).collect();
             json!({"Keys": keys})
         }
         AwsCommand::GetKeyPolicy { conn, key_id } => {
-            let r = kms(&conn)?
-                .get_key_policy()
-                .key_id(key_id)
-                .policy_name("default")
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            let r = kms(&conn)?.get_key_policy().key_id(key_id).policy_name("default").send().await.map_err(sdk_err)?;
             json!({"Policy": r.policy(), "PolicyName": "default"})
         }
-        AwsCommand::PutKeyPolicy {
-            conn,
-            key_id,
-            policy,
-        } => {
+        AwsCommand::PutKeyPolicy { conn, key_id, policy } => {
             kms(&conn)?
                 .put_key_policy()
                 .key_id(&key_id)
@@ -383,28 +339,14 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
             json!({"KeyId": key_id, "PolicyName": "default"})
         }
         AwsCommand::EnableKey { conn, key_id } => {
-            kms(&conn)?
-                .enable_key()
-                .key_id(&key_id)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            kms(&conn)?.enable_key().key_id(&key_id).send().await.map_err(sdk_err)?;
             json!({"KeyId": key_id, "Enabled": true})
         }
         AwsCommand::DisableKey { conn, key_id } => {
-            kms(&conn)?
-                .disable_key()
-                .key_id(&key_id)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            kms(&conn)?.disable_key().key_id(&key_id).send().await.map_err(sdk_err)?;
             json!({"KeyId": key_id, "Enabled": false})
         }
-        AwsCommand::ScheduleKeyDeletion {
-            conn,
-            key_id,
-            pending_window_in_days,
-        } => {
+        AwsCommand::ScheduleKeyDeletion { conn, key_id, pending_window_in_days } => {
             let r = kms(&conn)?
                 .schedule_key_deletion()
                 .key_id(key_id)
@@ -416,19 +358,10 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
                    "KeyState": r.key_state().map(|s| s.as_str()), "PendingWindowInDays": r.pending_window_in_days()})
         }
         AwsCommand::CancelKeyDeletion { conn, key_id } => {
-            let r = kms(&conn)?
-                .cancel_key_deletion()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            let r = kms(&conn)?.cancel_key_deletion().key_id(key_id).send().await.map_err(sdk_err)?;
             json!({"KeyId": r.key_id()})
         }
-        AwsCommand::ReplicateKey {
-            conn,
-            key_id,
-            replica_region,
-        } => {
+        AwsCommand::ReplicateKey { conn, key_id, replica_region } => {
             let r = kms(&conn)?
                 .replicate_key()
                 .key_id(key_id)
@@ -439,19 +372,10 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
             json!({"ReplicaKeyMetadata": key_metadata(r.replica_key_metadata())})
         }
         AwsCommand::RotateKeyOnDemand { conn, key_id } => {
-            let r = kms(&conn)?
-                .rotate_key_on_demand()
-                .key_id(key_id)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            let r = kms(&conn)?.rotate_key_on_demand().key_id(key_id).send().await.map_err(sdk_err)?;
             json!({"KeyId": r.key_id()})
         }
-        AwsCommand::CreateAlias {
-            conn,
-            alias_name,
-            target_key_id,
-        } => {
+        AwsCommand::CreateAlias { conn, alias_name, target_key_id } => {
             kms(&conn)?
                 .create_alias()
                 .alias_name(&alias_name)
@@ -461,13 +385,7 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
                 .map_err(sdk_err)?;
             json!({"AliasName": alias_name, "TargetKeyId": target_key_id})
         }
-        AwsCommand::CreateRole {
-            conn,
-            role_name,
-            assume_role_policy_document,
-            description,
-            max_session_duration,
-        } => {
+        AwsCommand::CreateRole { conn, role_name, assume_role_policy_document, description, max_session_duration } => {
             let iam = client::iam_client(&conn.endpoint_url, &conn.credentials()?);
             let r = iam
                 .create_role()
@@ -482,19 +400,10 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
         }
         AwsCommand::GetRole { conn, role_name } => {
             let iam = client::iam_client(&conn.endpoint_url, &conn.credentials()?);
-            let r = iam
-                .get_role()
-                .role_name(role_name)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            let r = iam.get_role().role_name(role_name).send().await.map_err(sdk_err)?;
             json!({"Role": role_json(r.role())})
         }
-        AwsCommand::UpdateAssumeRolePolicy {
-            conn,
-            role_name,
-            policy_document,
-        } => {
+        AwsCommand::UpdateAssumeRolePolicy { conn, role_name, policy_document } => {
             let iam = client::iam_client(&conn.endpoint_url, &conn.credentials()?);
             iam.update_assume_role_policy()
                 .role_name(&role_name)
@@ -504,12 +413,7 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
                 .map_err(sdk_err)?;
             json!({"RoleName": role_name})
         }
-        AwsCommand::PutRolePolicy {
-            conn,
-            role_name,
-            policy_name,
-            policy_document,
-        } => {
+        AwsCommand::PutRolePolicy { conn, role_name, policy_name, policy_document } => {
             let iam = client::iam_client(&conn.endpoint_url, &conn.credentials()?);
             iam.put_role_policy()
                 .role_name(&role_name)
@@ -520,18 +424,9 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
                 .map_err(sdk_err)?;
             json!({"RoleName": role_name, "PolicyName": policy_name})
         }
-        AwsCommand::DeleteRolePolicy {
-            conn,
-            role_name,
-            policy_name,
-        } => {
+        AwsCommand::DeleteRolePolicy { conn, role_name, policy_name } => {
             let iam = client::iam_client(&conn.endpoint_url, &conn.credentials()?);
-            iam.delete_role_policy()
-                .role_name(&role_name)
-                .policy_name(&policy_name)
-                .send()
-                .await
-                .map_err(sdk_err)?;
+            iam.delete_role_policy().role_name(&role_name).policy_name(&policy_name).send().await.map_err(sdk_err)?;
             json!({"RoleName": role_name, "PolicyName": policy_name, "Deleted": true})
         }
         AwsCommand::ListEndpoints { conn } => {
@@ -539,10 +434,7 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
             let list = ec2.describe_vpc_endpoint_connections().await?;
             json!({"VpcEndpointConnections": list})
         }
-        AwsCommand::AcceptEndpoint {
-            conn,
-            vpc_endpoint_id,
-        } => {
+        AwsCommand::AcceptEndpoint { conn, vpc_endpoint_id } => {
             let ec2 = Ec2Client::new(&conn.endpoint_url, &conn.region, conn.credentials()?);
             let failed = ec2
                 .accept_vpc_endpoint_connections(
@@ -552,10 +444,7 @@ pub async fn run(cmd: AwsCommand) -> anyhow::Result<()> {
                 .await?;
             endpoint_result(&vpc_endpoint_id, failed)?
         }
-        AwsCommand::RejectEndpoint {
-            conn,
-            vpc_endpoint_id,
-        } => {
+        AwsCommand::RejectEndpoint { conn, vpc_endpoint_id } => {
             let ec2 = Ec2Client::new(&conn.endpoint_url, &conn.region, conn.credentials()?);
             let failed = ec2
                 .reject_vpc_endpoint_connections(
@@ -578,11 +467,7 @@ fn endpoint_result(id: &str, failed: Vec<(String, String)>) -> anyhow::Result<Va
 }
 
 fn kms(conn: &ClientArgs) -> anyhow::Result<aws_sdk_kms::Client> {
-    Ok(client::kms_client(
-        &conn.endpoint_url,
-        &conn.region,
-        &conn.credentials()?,
-    ))
+    Ok(client::kms_client(&conn.endpoint_url, &conn.region, &conn.credentials()?))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

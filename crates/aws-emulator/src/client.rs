@@ -16,9 +16,7 @@ pub struct StaticCredentials {
 
 impl std::fmt::Debug for StaticCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StaticCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .finish_non_exhaustive()
+        f.debug_struct("StaticCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
 }
 
@@ -50,8 +48,7 @@ impl From<&crate::AccountCredentials> for StaticCredentials {
 
 /// Read one profile of an AWS CLI shared-credentials file.
 pub fn read_profile(path: &Path, profile: &str) -> anyhow::Result<StaticCredentials> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let mut current = String::new();
     let (mut ak, mut sk, mut tok) = (None, None, None);
     for line in text.lines() {
@@ -77,11 +74,7 @@ pub fn read_profile(path: &Path, profile: &str) -> anyhow::Result<StaticCredenti
         }
     }
     match (ak, sk) {
-        (Some(a), Some(s)) => Ok(StaticCredentials {
-            access_key_id: a,
-            secret_access_key: s,
-            session_token: tok,
-        }),
+        (Some(a), Some(s)) => Ok(StaticCredentials { access_key_id: a, secret_access_key: s, session_token: tok }),
         _ => anyhow::bail!("profile [{profile}] not found in {}", path.display()),
     }
 }
@@ -146,18 +139,12 @@ impl XmlNode {
 
     /// `<set><item>..</item>...</set>` → the items.
     pub fn items(&self, set: &str) -> Vec<&XmlNode> {
-        self.child(set)
-            .map(|s| s.children.iter().filter(|c| c.name == "item").collect())
-            .unwrap_or_default()
+        self.child(set).map(|s| s.children.iter().filter(|c| c.name == "item").collect()).unwrap_or_default()
     }
 }
 
 fn unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+    s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'").replace("&amp;", "&")
 }
 
 pub fn parse_xml(input: &str) -> Option<XmlNode> {
@@ -183,15 +170,8 @@ pub fn parse_xml(input: &str) -> Option<XmlNode> {
             stack.last_mut()?.children.push(node);
         } else {
             let self_closing = tag.ends_with('/');
-            let name = tag
-                .trim_end_matches('/')
-                .split_whitespace()
-                .next()?
-                .to_string();
-            let node = XmlNode {
-                name,
-                ..Default::default()
-            };
+            let name = tag.trim_end_matches('/').split_whitespace().next()?.to_string();
+            let node = XmlNode { name, ..Default::default() };
             if self_closing {
                 stack.last_mut()?.children.push(node);
             } else {
@@ -215,11 +195,7 @@ pub fn parse_xml(input: &str) -> Option<XmlNode> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Ec2Error {
     #[error("{code}: {message} (HTTP {status})")]
-    Api {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Api { status: u16, code: String, message: String },
     #[error("transport error: {0}")]
     Transport(String),
 }
@@ -254,12 +230,7 @@ impl Ec2Endpoint {
         let tags: Vec<(String, String)> = n
             .items("tagSet")
             .iter()
-            .map(|t| {
-                (
-                    t.text_of("key").unwrap_or_default(),
-                    t.text_of("value").unwrap_or_default(),
-                )
-            })
+            .map(|t| (t.text_of("key").unwrap_or_default(), t.text_of("value").unwrap_or_default()))
             .collect();
         Ec2Endpoint {
             vpc_endpoint_id: n.text_of("vpcEndpointId").unwrap_or_default(),
@@ -268,15 +239,8 @@ impl Ec2Endpoint {
             service_name: n.text_of("serviceName").unwrap_or_default(),
             owner_id: n.text_of("ownerId").unwrap_or_default(),
             creation_timestamp: n.text_of("creationTimestamp").unwrap_or_default(),
-            dns_names: n
-                .items("dnsEntrySet")
-                .iter()
-                .filter_map(|d| d.text_of("dnsName"))
-                .collect(),
-            url: tags
-                .iter()
-                .find(|(k, _)| k == crate::ec2::URL_TAG)
-                .map(|(_, v)| v.clone()),
+            dns_names: n.items("dnsEntrySet").iter().filter_map(|d| d.text_of("dnsName")).collect(),
+            url: tags.iter().find(|(k, _)| k == crate::ec2::URL_TAG).map(|(_, v)| v.clone()),
             tags,
         }
     }
@@ -312,11 +276,7 @@ impl Ec2Client {
     }
 
     /// Call one action; returns the parsed response document.
-    pub async fn call(
-        &self,
-        action: &str,
-        params: &[(String, String)],
-    ) -> Result<XmlNode, Ec2Error> {
+    pub async fn call(&self, action: &str, params: &[(String, String)]) -> Result<XmlNode, Ec2Error> {
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("Action", action);
         form.append_pair("Version", "2016-11-15");
@@ -343,9 +303,8 @@ impl Ec2Client {
             SignableBody::Bytes(body.as_bytes()),
         )
         .map_err(|e| Ec2Error::Transport(e.to_string()))?;
-        let (instructions, _) = sign(signable, &signing_params)
-            .map_err(|e| Ec2Error::Transport(e.to_string()))?
-            .into_parts();
+        let (instructions, _) =
+            sign(signable, &signing_params).map_err(|e| Ec2Error::Transport(e.to_string()))?.into_parts();
         let mut req = http::Request::builder()
             .method("POST")
             .uri(&url)
@@ -353,26 +312,14 @@ impl Ec2Client {
             .body(body)
             .map_err(|e| Ec2Error::Transport(e.to_string()))?;
         instructions.apply_to_request_http1x(&mut req);
-        let req =
-            reqwest::Request::try_from(req).map_err(|e| Ec2Error::Transport(e.to_string()))?;
-        let resp = self
-            .http
-            .execute(req)
-            .await
-            .map_err(|e| Ec2Error::Transport(e.to_string()))?;
+        let req = reqwest::Request::try_from(req).map_err(|e| Ec2Error::Transport(e.to_string()))?;
+        let resp = self.http.execute(req).await.map_err(|e| Ec2Error::Transport(e.to_string()))?;
         let status = resp.status().as_u16();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Ec2Error::Transport(e.to_string()))?;
-        let doc = parse_xml(&text)
-            .ok_or_else(|| Ec2Error::Transport(format!("unparseable response (HTTP {status})")))?;
+        let text = resp.text().await.map_err(|e| Ec2Error::Transport(e.to_string()))?;
+        let doc =
+            parse_xml(&text).ok_or_else(|| Ec2Error::Transport(format!("unparseable response (HTTP {status})")))?;
         if status >= 300 {
-            let err = doc
-                .child("Errors")
-                .and_then(|e| e.child("Error"))
-                .cloned()
-                .unwrap_or_default();
+            let err = doc.child("Errors").and_then(|e| e.child("Error")).cloned().unwrap_or_default();
             return Err(Ec2Error::Api {
                 status,
                 code: err.text_of("Code").unwrap_or_else(|| "Unknown".into()),
@@ -382,50 +329,28 @@ impl Ec2Client {
         Ok(doc)
     }
 
-    pub async fn create_vpc_endpoint(
-        &self,
-        vpc_id: &str,
-        client_token: Option<&str>,
-    ) -> Result<Ec2Endpoint, Ec2Error> {
+    pub async fn create_vpc_endpoint(&self, vpc_id: &str, client_token: Option<&str>) -> Result<Ec2Endpoint, Ec2Error> {
         let mut p = vec![
             ("VpcId".to_string(), vpc_id.to_string()),
-            (
-                "ServiceName".to_string(),
-                format!("com.amazonaws.{}.kms", self.region),
-            ),
+            ("ServiceName".to_string(), format!("com.amazonaws.{}.kms", self.region)),
             ("VpcEndpointType".to_string(), "Interface".to_string()),
         ];
         if let Some(t) = client_token {
             p.push(("ClientToken".to_string(), t.to_string()));
         }
         let doc = self.call("CreateVpcEndpoint", &p).await?;
-        Ok(Ec2Endpoint::from_xml(
-            doc.child("vpcEndpoint").unwrap_or(&XmlNode::default()),
-        ))
+        Ok(Ec2Endpoint::from_xml(doc.child("vpcEndpoint").unwrap_or(&XmlNode::default())))
     }
 
-    pub async fn describe_vpc_endpoints(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<Ec2Endpoint>, Ec2Error> {
-        let p: Vec<(String, String)> = ids
-            .iter()
-            .enumerate()
-            .map(|(i, id)| (format!("VpcEndpointId.{}", i + 1), id.clone()))
-            .collect();
+    pub async fn describe_vpc_endpoints(&self, ids: &[String]) -> Result<Vec<Ec2Endpoint>, Ec2Error> {
+        let p: Vec<(String, String)> =
+            ids.iter().enumerate().map(|(i, id)| (format!("VpcEndpointId.{}", i + 1), id.clone())).collect();
         let doc = self.call("DescribeVpcEndpoints", &p).await?;
-        Ok(doc
-            .items("vpcEndpointSet")
-            .into_iter()
-            .map(Ec2Endpoint::from_xml)
-            .collect())
+        Ok(doc.items("vpcEndpointSet").into_iter().map(Ec2Endpoint::from_xml).collect())
     }
 
     /// Returns the ids that could not be processed, with their error codes.
-    pub async fn delete_vpc_endpoints(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<(String, String)>, Ec2Error> {
+    pub async fn delete_vpc_endpoints(&self, ids: &[String]) -> Result<Vec<(String, String)>, Ec2Error> {
         let p = indexed("VpcEndpointId", ids);
         let doc = self.call("DeleteVpcEndpoints", &p).await?;
         Ok(unsuccessful(&doc))
@@ -469,10 +394,7 @@ impl Ec2Client {
 }
 
 fn indexed(prefix: &str, ids: &[String]) -> Vec<(String, String)> {
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| (format!("{prefix}.{}", i + 1), id.clone()))
-        .collect()
+    ids.iter().enumerate().map(|(i, id)| (format!("{prefix}.{}", i + 1), id.clone())).collect()
 }
 
 fn unsuccessful(doc: &XmlNode) -> Vec<(String, String)> {
@@ -481,9 +403,7 @@ fn unsuccessful(doc: &XmlNode) -> Vec<(String, String)> {
         .map(|i| {
             (
                 i.text_of("resourceId").unwrap_or_default(),
-                i.child("error")
-                    .and_then(|e| e.text_of("code"))
-                    .unwrap_or_default(),
+                i.child("error").and_then(|e| e.text_of("code")).unwrap_or_default(),
             )
         })
         .collect()

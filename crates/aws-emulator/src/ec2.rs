@@ -68,18 +68,11 @@ pub fn endpoint_xml(e: &Endpoint) -> String {
     }
     s.push_str("</subnetIdSet><groupSet>");
     for g in &e.security_group_ids {
-        s.push_str(&format!(
-            "<item>{}{}</item>",
-            leaf("groupId", g),
-            leaf("groupName", g)
-        ));
+        s.push_str(&format!("<item>{}{}</item>", leaf("groupId", g), leaf("groupName", g)));
     }
     s.push_str("</groupSet>");
     s.push_str(&leaf("ipAddressType", "ipv4"));
-    s.push_str(&leaf(
-        "privateDnsEnabled",
-        &e.private_dns_enabled.to_string(),
-    ));
+    s.push_str(&leaf("privateDnsEnabled", &e.private_dns_enabled.to_string()));
     s.push_str(&leaf("requesterManaged", "false"));
     s.push_str("<networkInterfaceIdSet/>");
     s.push_str(&format!(
@@ -94,11 +87,7 @@ pub fn endpoint_xml(e: &Endpoint) -> String {
         all_tags.push((URL_TAG.to_string(), e.url()));
     }
     for (k, v) in &all_tags {
-        s.push_str(&format!(
-            "<item>{}{}</item>",
-            leaf("key", k),
-            leaf("value", v)
-        ));
+        s.push_str(&format!("<item>{}{}</item>", leaf("key", k), leaf("value", v)));
     }
     s.push_str("</tagSet>");
     s.push_str(&leaf("ownerId", &e.owner_id));
@@ -132,12 +121,7 @@ fn authorize(sh: &Shared, ctx: &ReqCtx, action: &str) -> R<()> {
     let keys = ContextKeys::new();
     let d = policy::authorize_identity(
         &ids,
-        &policy::Request {
-            caller: &ctx.caller,
-            action,
-            resource: "*",
-            context: &keys,
-        },
+        &policy::Request { caller: &ctx.caller, action, resource: "*", context: &keys },
     );
     if d == Decision::Allow {
         Ok(())
@@ -151,11 +135,7 @@ fn authorize(sh: &Shared, ctx: &ReqCtx, action: &str) -> R<()> {
 }
 
 /// Decide where a `pending` endpoint goes once it is ready. Returns the new state.
-pub fn settle_endpoint(
-    inner: &mut Inner,
-    id: &str,
-    acceptance_default: bool,
-) -> Option<&'static str> {
+pub fn settle_endpoint(inner: &mut Inner, id: &str, acceptance_default: bool) -> Option<&'static str> {
     let settings = inner.state.settings.clone();
     let e = inner.state.endpoints.get_mut(id)?;
     if e.state != "pending" {
@@ -189,12 +169,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             let filters = filters(params);
             let inner = sh.inner();
             for id in &ids {
-                let visible = inner
-                    .state
-                    .endpoints
-                    .get(id)
-                    .map(|e| e.owner_id == ctx.caller.account)
-                    .unwrap_or(false);
+                let visible = inner.state.endpoints.get(id).map(|e| e.owner_id == ctx.caller.account).unwrap_or(false);
                 if !visible {
                     return Err(QueryError::new(
                         400,
@@ -276,9 +251,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                         e.state = "deleted".into();
                         e.ready_at = None;
                         sh.stop_endpoint_listener(&id);
-                        inner
-                            .save_endpoint(&id)
-                            .map_err(|_| QueryError::internal())?;
+                        inner.save_endpoint(&id).map_err(|_| QueryError::internal())?;
                     }
                     _ => failed.push((
                         id.clone(),
@@ -290,8 +263,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             unsuccessful(&failed)
         }
         "AcceptVpcEndpointConnections" | "RejectVpcEndpointConnections" => {
-            let service =
-                param(params, "ServiceId").ok_or_else(|| QueryError::missing("ServiceId"))?;
+            let service = param(params, "ServiceId").ok_or_else(|| QueryError::missing("ServiceId"))?;
             let ids = list(params, "VpcEndpointId");
             if ids.is_empty() {
                 return Err(QueryError::missing("VpcEndpointId"));
@@ -317,22 +289,12 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                     continue;
                 }
                 let ok = if accept {
-                    matches!(
-                        e.state.as_str(),
-                        "pendingAcceptance" | "rejected" | "available"
-                    )
+                    matches!(e.state.as_str(), "pendingAcceptance" | "rejected" | "available")
                 } else {
-                    matches!(
-                        e.state.as_str(),
-                        "pendingAcceptance" | "available" | "rejected"
-                    )
+                    matches!(e.state.as_str(), "pendingAcceptance" | "available" | "rejected")
                 };
                 if !ok {
-                    failed.push((
-                        id.clone(),
-                        "InvalidState",
-                        format!("Endpoint {id} is in state {}", e.state),
-                    ));
+                    failed.push((id.clone(), "InvalidState", format!("Endpoint {id} is in state {}", e.state)));
                     continue;
                 }
                 if accept {
@@ -353,9 +315,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                     e.state = "rejected".into();
                     sh.stop_endpoint_listener(&id);
                 }
-                inner
-                    .save_endpoint(&id)
-                    .map_err(|_| QueryError::internal())?;
+                inner.save_endpoint(&id).map_err(|_| QueryError::internal())?;
             }
             unsuccessful(&failed)
         }
@@ -386,8 +346,7 @@ fn create(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> R<String> {
             format!("Invalid Id: '{vpc_id}' (expecting 'vpc-...')"),
         ));
     }
-    let service_name =
-        param(params, "ServiceName").ok_or_else(|| QueryError::missing("ServiceName"))?;
+    let service_name = param(params, "ServiceName").ok_or_else(|| QueryError::missing("ServiceName"))?;
     let expected = format!("com.amazonaws.{}.kms", ctx.region);
     if service_name != expected {
         return Err(QueryError::new(
@@ -410,10 +369,11 @@ fn create(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> R<String> {
     let private_dns = param(params, "PrivateDnsEnabled") == Some("true");
     let mut inner = sh.inner();
     if let Some(token) = &client_token {
-        if let Some(e) =
-            inner.state.endpoints.values().find(|e| {
-                e.owner_id == ctx.caller.account && e.client_token.as_ref() == Some(token)
-            })
+        if let Some(e) = inner
+            .state
+            .endpoints
+            .values()
+            .find(|e| e.owner_id == ctx.caller.account && e.client_token.as_ref() == Some(token))
         {
             if e.vpc_id != vpc_id || e.service_name != service_name {
                 return Err(QueryError::new(
@@ -422,11 +382,7 @@ fn create(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> R<String> {
                     "The client token has already been used with different parameters",
                 ));
             }
-            return Ok(format!(
-                "<vpcEndpoint>{}</vpcEndpoint>{}",
-                endpoint_xml(e),
-                leaf("clientToken", token)
-            ));
+            return Ok(format!("<vpcEndpoint>{}</vpcEndpoint>{}", endpoint_xml(e), leaf("clientToken", token)));
         }
     }
     let id = crate::ids::vpce_id();
@@ -446,30 +402,20 @@ fn create(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> R<String> {
         creation_timestamp: crate::wire::iso8601(ctx.now),
         ready_at: Some(crate::server::real_now() + sh.cfg.endpoint_ready_delay.as_secs_f64()),
         port,
-        dns_name: format!(
-            "{id}-{}.kms.{}.vpce.amazonaws.com",
-            crate::ids::dns_suffix(),
-            ctx.region
-        ),
+        dns_name: format!("{id}-{}.kms.{}.vpce.amazonaws.com", crate::ids::dns_suffix(), ctx.region),
         subnet_ids: subnets,
         security_group_ids: groups,
         private_dns_enabled: private_dns,
         tags: tags(params),
     };
     inner.state.endpoints.insert(id.clone(), e);
-    inner
-        .save_endpoint(&id)
-        .map_err(|_| QueryError::internal())?;
+    inner.save_endpoint(&id).map_err(|_| QueryError::internal())?;
     if sh.cfg.endpoint_ready_delay.is_zero()
         && settle_endpoint(&mut inner, &id, sh.cfg.endpoint_acceptance_required) == Some("failed")
     {
         sh.stop_endpoint_listener(&id);
     }
-    let e = inner
-        .state
-        .endpoints
-        .get(&id)
-        .ok_or_else(QueryError::internal)?;
+    let e = inner.state.endpoints.get(&id).ok_or_else(QueryError::internal)?;
     let mut out = format!("<vpcEndpoint>{}</vpcEndpoint>", endpoint_xml(e));
     if let Some(t) = client_token {
         out.push_str(&leaf("clientToken", &t));
@@ -494,10 +440,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(list(&p, "VpcEndpointId"), vec!["a", "b"]);
-        assert_eq!(
-            filters(&p),
-            vec![("vpc-id".to_string(), vec!["vpc-1".to_string()])]
-        );
+        assert_eq!(filters(&p), vec![("vpc-id".to_string(), vec!["vpc-1".to_string()])]);
         assert!(service_id("us-east-1").starts_with("vpce-svc-"));
     }
 }

@@ -53,10 +53,7 @@ pub struct Faults {
 }
 
 fn matches(filter: &Option<String>, value: &str) -> bool {
-    filter
-        .as_deref()
-        .map(|f| f == "*" || f.eq_ignore_ascii_case(value))
-        .unwrap_or(true)
+    filter.as_deref().map(|f| f == "*" || f.eq_ignore_ascii_case(value)).unwrap_or(true)
 }
 
 impl Faults {
@@ -82,13 +79,7 @@ impl Faults {
     }
 
     /// The first rule matching this request, consuming one of its `count`.
-    pub fn take(
-        &mut self,
-        service: &str,
-        operation: &str,
-        region: &str,
-        address: &str,
-    ) -> Option<Fault> {
+    pub fn take(&mut self, service: &str, operation: &str, region: &str, address: &str) -> Option<Fault> {
         let idx = self.rules.iter().position(|r| {
             matches(&r.service, service)
                 && matches(&r.operation, operation)
@@ -97,10 +88,7 @@ impl Faults {
                 && r.count.map(|c| c > 0).unwrap_or(true)
         })?;
         let rule = &mut self.rules[idx];
-        let fault = Fault {
-            kind: rule.kind,
-            latency_ms: rule.latency_ms,
-        };
+        let fault = Fault { kind: rule.kind, latency_ms: rule.latency_ms };
         if let Some(c) = rule.count.as_mut() {
             *c -= 1;
             if *c == 0 {
@@ -118,17 +106,11 @@ mod tests {
     #[test]
     fn counted_rules_expire() {
         let mut f = Faults::default();
-        let rule: FaultRule = serde_json::from_str(
-            r#"{"service":"kms","operation":"Decrypt","kind":"throttle","count":2}"#,
-        )
-        .unwrap();
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"service":"kms","operation":"Decrypt","kind":"throttle","count":2}"#).unwrap();
         f.add(rule);
         assert!(f.take("kms", "Encrypt", "us-east-1", "public").is_none());
-        assert_eq!(
-            f.take("kms", "Decrypt", "us-east-1", "public")
-                .map(|x| x.kind),
-            Some(FaultKind::Throttle)
-        );
+        assert_eq!(f.take("kms", "Decrypt", "us-east-1", "public").map(|x| x.kind), Some(FaultKind::Throttle));
         assert!(f.take("kms", "Decrypt", "eu-west-1", "vpce-1").is_some());
         assert!(f.take("kms", "Decrypt", "us-east-1", "public").is_none());
         assert!(serde_json::from_str::<FaultRule>(r#"{"kind":"explode"}"#).is_err());

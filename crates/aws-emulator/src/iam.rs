@@ -7,11 +7,8 @@ use crate::wire::{leaf, query_response, QueryError, IAM_NS};
 
 type R<T> = Result<T, QueryError>;
 
-const ENCODE_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const ENCODE_SET: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// IAM returns policy documents URL-encoded.
 fn url_encode(s: &str) -> String {
@@ -40,17 +37,11 @@ fn lower_first(s: &str) -> String {
 }
 
 fn valid_name(s: &str, max: usize) -> bool {
-    (1..=max).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+    (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
 }
 
 fn no_such_role(name: &str) -> QueryError {
-    QueryError::new(
-        404,
-        "NoSuchEntity",
-        format!("The role with name {name} cannot be found."),
-    )
+    QueryError::new(404, "NoSuchEntity", format!("The role with name {name} cannot be found."))
 }
 
 fn malformed(e: policy::PolicyError) -> QueryError {
@@ -70,10 +61,7 @@ fn role_xml(r: &Role) -> String {
     if let Some(d) = &r.description {
         s.push_str(&leaf("Description", d));
     }
-    s.push_str(&leaf(
-        "MaxSessionDuration",
-        &r.max_session_duration.to_string(),
-    ));
+    s.push_str(&leaf("MaxSessionDuration", &r.max_session_duration.to_string()));
     s.push_str("</Role>");
     s
 }
@@ -82,25 +70,15 @@ fn authorize(sh: &Shared, ctx: &ReqCtx, action: &str, resource: &str) -> R<()> {
     let inner = sh.inner();
     let ids = crate::kms::identity_policies(&inner, &ctx.caller);
     let keys = ContextKeys::new();
-    let d = policy::authorize_identity(
-        &ids,
-        &policy::Request {
-            caller: &ctx.caller,
-            action,
-            resource,
-            context: &keys,
-        },
-    );
+    let d =
+        policy::authorize_identity(&ids, &policy::Request { caller: &ctx.caller, action, resource, context: &keys });
     if d == Decision::Allow {
         Ok(())
     } else {
         Err(QueryError::new(
             403,
             "AccessDenied",
-            format!(
-                "User: {} is not authorized to perform: {action} on resource: {resource}",
-                ctx.caller.arn
-            ),
+            format!("User: {} is not authorized to perform: {action} on resource: {resource}", ctx.caller.arn),
         ))
     }
 }
@@ -166,20 +144,14 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             };
             let xml = role_xml(&role);
             inner.state.roles.insert(key, role);
-            inner
-                .save_role(&account, name)
-                .map_err(|_| QueryError::internal())?;
+            inner.save_role(&account, name).map_err(|_| QueryError::internal())?;
             Some(xml)
         }
         "GetRole" => {
             let name = required(params, "RoleName")?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let inner = sh.inner();
-            let r = inner
-                .state
-                .roles
-                .get(&(account.clone(), name.to_string()))
-                .ok_or_else(|| no_such_role(name))?;
+            let r = inner.state.roles.get(&(account.clone(), name.to_string())).ok_or_else(|| no_such_role(name))?;
             Some(role_xml(r))
         }
         "ListRoles" => {
@@ -190,27 +162,16 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                 .roles
                 .values()
                 .filter(|r| r.account_id == account)
-                .map(|r| {
-                    format!(
-                        "<member>{}</member>",
-                        &role_xml(r)[6..role_xml(r).len() - 7]
-                    )
-                })
+                .map(|r| format!("<member>{}</member>", &role_xml(r)[6..role_xml(r).len() - 7]))
                 .collect();
-            Some(format!(
-                "<Roles>{members}</Roles><IsTruncated>false</IsTruncated>"
-            ))
+            Some(format!("<Roles>{members}</Roles><IsTruncated>false</IsTruncated>"))
         }
         "DeleteRole" => {
             let name = required(params, "RoleName")?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let mut inner = sh.inner();
             let key = (account.clone(), name.to_string());
-            let r = inner
-                .state
-                .roles
-                .get(&key)
-                .ok_or_else(|| no_such_role(name))?;
+            let r = inner.state.roles.get(&key).ok_or_else(|| no_such_role(name))?;
             if !r.policies.is_empty() {
                 return Err(QueryError::new(
                     409,
@@ -219,9 +180,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                 ));
             }
             inner.state.roles.remove(&key);
-            inner
-                .save_role(&account, name)
-                .map_err(|_| QueryError::internal())?;
+            inner.save_role(&account, name).map_err(|_| QueryError::internal())?;
             None
         }
         "UpdateAssumeRolePolicy" => {
@@ -230,11 +189,8 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             policy::parse(doc, PolicyKind::Resource).map_err(malformed)?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let mut inner = sh.inner();
-            let r = inner
-                .state
-                .roles
-                .get_mut(&(account.clone(), name.to_string()))
-                .ok_or_else(|| no_such_role(name))?;
+            let r =
+                inner.state.roles.get_mut(&(account.clone(), name.to_string())).ok_or_else(|| no_such_role(name))?;
             // Keep the newest version already visible, then append the new one.
             let now = ctx.now;
             let visible = r.trust.iter().rposition(|t| t.effective_at <= now);
@@ -245,32 +201,23 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                 effective_at: now + sh.cfg.iam_propagation_delay.as_secs_f64(),
                 document: doc.to_string(),
             });
-            inner
-                .save_role(&account, name)
-                .map_err(|_| QueryError::internal())?;
+            inner.save_role(&account, name).map_err(|_| QueryError::internal())?;
             None
         }
         "PutRolePolicy" => {
             let name = required(params, "RoleName")?;
             let policy_name = required(params, "PolicyName")?;
             if !valid_name(policy_name, 128) {
-                return Err(QueryError::validation(format!(
-                    "Invalid policy name {policy_name}"
-                )));
+                return Err(QueryError::validation(format!("Invalid policy name {policy_name}")));
             }
             let doc = required(params, "PolicyDocument")?;
             policy::parse(doc, PolicyKind::Identity).map_err(malformed)?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let mut inner = sh.inner();
-            let r = inner
-                .state
-                .roles
-                .get_mut(&(account.clone(), name.to_string()))
-                .ok_or_else(|| no_such_role(name))?;
+            let r =
+                inner.state.roles.get_mut(&(account.clone(), name.to_string())).ok_or_else(|| no_such_role(name))?;
             r.policies.insert(policy_name.to_string(), doc.to_string());
-            inner
-                .save_role(&account, name)
-                .map_err(|_| QueryError::internal())?;
+            inner.save_role(&account, name).map_err(|_| QueryError::internal())?;
             None
         }
         "GetRolePolicy" | "DeleteRolePolicy" => {
@@ -278,11 +225,8 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             let policy_name = required(params, "PolicyName")?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let mut inner = sh.inner();
-            let r = inner
-                .state
-                .roles
-                .get_mut(&(account.clone(), name.to_string()))
-                .ok_or_else(|| no_such_role(name))?;
+            let r =
+                inner.state.roles.get_mut(&(account.clone(), name.to_string())).ok_or_else(|| no_such_role(name))?;
             let missing = || {
                 QueryError::new(
                     404,
@@ -300,9 +244,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
                 ))
             } else {
                 r.policies.remove(policy_name).ok_or_else(missing)?;
-                inner
-                    .save_role(&account, name)
-                    .map_err(|_| QueryError::internal())?;
+                inner.save_role(&account, name).map_err(|_| QueryError::internal())?;
                 None
             }
         }
@@ -310,15 +252,9 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             let name = required(params, "RoleName")?;
             authorize(sh, ctx, &iam_action, &role_arn_guess)?;
             let inner = sh.inner();
-            let r = inner
-                .state
-                .roles
-                .get(&(account.clone(), name.to_string()))
-                .ok_or_else(|| no_such_role(name))?;
+            let r = inner.state.roles.get(&(account.clone(), name.to_string())).ok_or_else(|| no_such_role(name))?;
             let members: String = r.policies.keys().map(|p| leaf("member", p)).collect();
-            Some(format!(
-                "<PolicyNames>{members}</PolicyNames><IsTruncated>false</IsTruncated>"
-            ))
+            Some(format!("<PolicyNames>{members}</PolicyNames><IsTruncated>false</IsTruncated>"))
         }
         other => {
             return Err(QueryError::new(
@@ -328,10 +264,5 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String
             ))
         }
     };
-    Ok(query_response(
-        IAM_NS,
-        action,
-        result.as_deref(),
-        &ctx.request_id,
-    ))
+    Ok(query_response(IAM_NS, action, result.as_deref(), &ctx.request_id))
 }

@@ -7,9 +7,7 @@ const SECRET_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 
 fn pick(chars: &[u8], n: usize) -> String {
     let mut rng = rand::thread_rng();
-    (0..n)
-        .map(|_| chars[rng.gen_range(0..chars.len())] as char)
-        .collect()
+    (0..n).map(|_| chars[rng.gen_range(0..chars.len())] as char).collect()
 }
 
 fn hex_chars(n: usize) -> String {
@@ -79,13 +77,8 @@ pub fn is_region(s: &str) -> bool {
         && parts.len() <= 4
         && parts[0].len() == 2
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[1..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts[parts.len() - 1]
-            .parse::<u8>()
-            .map(|n| n > 0)
-            .unwrap_or(false)
+        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().map(|n| n > 0).unwrap_or(false)
 }
 
 pub fn is_uuid(s: &str) -> bool {
@@ -93,11 +86,7 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 pub fn is_mrk_id(s: &str) -> bool {
-    s.len() == 36
-        && s.starts_with("mrk-")
-        && s[4..]
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 36 && s.starts_with("mrk-") && s[4..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -106,9 +106,7 @@ impl Input {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(m)) => Ok(Input(m)),
-            _ => Err(KmsError::Serialization(
-                "Start of structure or map found where not expected.".into(),
-            )),
+            _ => Err(KmsError::Serialization("Start of structure or map found where not expected.".into())),
         }
     }
 
@@ -116,9 +114,7 @@ impl Input {
         match self.0.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(KmsError::Serialization(format!(
-                "STRING_VALUE can not be converted to a String for {k}"
-            ))),
+            Some(_) => Err(KmsError::Serialization(format!("STRING_VALUE can not be converted to a String for {k}"))),
         }
     }
 
@@ -146,10 +142,7 @@ impl Input {
         match self.0.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
-                KmsError::Validation(format!(
-                    "Value at '{}' must be a positive integer",
-                    lower_first(k)
-                ))
+                KmsError::Validation(format!("Value at '{}' must be a positive integer", lower_first(k)))
             }),
             Some(_) => Err(KmsError::Serialization(format!("{k} must be a number"))),
         }
@@ -180,11 +173,7 @@ impl Input {
                         Value::String(s) => {
                             out.insert(key.clone(), s.clone());
                         }
-                        _ => {
-                            return Err(KmsError::Serialization(format!(
-                                "{k} values must be strings"
-                            )))
-                        }
+                        _ => return Err(KmsError::Serialization(format!("{k} values must be strings"))),
                     }
                 }
                 Ok(out)
@@ -203,10 +192,7 @@ fn key_arn(region: &str, account: &str, id: &str) -> String {
 }
 
 fn not_found_key(region: &str, account: &str, id: &str) -> KmsError {
-    KmsError::NotFound(format!(
-        "Key '{}' does not exist",
-        key_arn(region, account, id)
-    ))
+    KmsError::NotFound(format!("Key '{}' does not exist", key_arn(region, account, id)))
 }
 
 /// Resolve a KeyId (id, key ARN, alias name, alias ARN) to `(region, key id)`.
@@ -214,14 +200,9 @@ fn resolve(inner: &Inner, ctx: &ReqCtx, key_ref: &str) -> R<(String, String)> {
     let region = &ctx.region;
     let caller_acct = &ctx.caller.account;
     let lookup_alias = |account: &str, region: &str, name: &str| -> R<(String, String)> {
-        let a = inner
-            .state
-            .aliases
-            .get(&(account.to_string(), region.to_string(), name.to_string()))
-            .ok_or_else(|| {
-                KmsError::NotFound(format!(
-                    "Alias arn:aws:kms:{region}:{account}:{name} is not found."
-                ))
+        let a =
+            inner.state.aliases.get(&(account.to_string(), region.to_string(), name.to_string())).ok_or_else(|| {
+                KmsError::NotFound(format!("Alias arn:aws:kms:{region}:{account}:{name} is not found."))
             })?;
         Ok((region.to_string(), a.target_key_id.clone()))
     };
@@ -239,9 +220,7 @@ fn resolve(inner: &Inner, ctx: &ReqCtx, key_ref: &str) -> R<(String, String)> {
         if res.starts_with("alias/") {
             return lookup_alias(account, region, res);
         }
-        let id = res
-            .strip_prefix("key/")
-            .ok_or_else(|| KmsError::InvalidArn(format!("Invalid arn {key_ref}")))?;
+        let id = res.strip_prefix("key/").ok_or_else(|| KmsError::InvalidArn(format!("Invalid arn {key_ref}")))?;
         return match inner.state.keys.get(&(region.clone(), id.to_string())) {
             Some(k) if k.account_id == account => Ok((region.clone(), id.to_string())),
             _ => Err(not_found_key(region, account, id)),
@@ -257,20 +236,12 @@ fn resolve(inner: &Inner, ctx: &ReqCtx, key_ref: &str) -> R<(String, String)> {
 }
 
 fn key<'a>(inner: &'a Inner, id: &(String, String)) -> R<&'a Key> {
-    inner
-        .state
-        .keys
-        .get(id)
-        .ok_or_else(|| KmsError::NotFound(format!("Key '{}' does not exist", id.1)))
+    inner.state.keys.get(id).ok_or_else(|| KmsError::NotFound(format!("Key '{}' does not exist", id.1)))
 }
 
 fn context_keys(ctx: &ReqCtx, key: &Key, enc: Option<&BTreeMap<String, String>>) -> ContextKeys {
     let mut m = ContextKeys::new();
-    let mut put = |k: &str, v: &str| {
-        m.entry(k.to_ascii_lowercase())
-            .or_default()
-            .push(v.to_string())
-    };
+    let mut put = |k: &str, v: &str| m.entry(k.to_ascii_lowercase()).or_default().push(v.to_string());
     put("aws:PrincipalArn", ctx.caller.principal_arn());
     put("aws:PrincipalAccount", &ctx.caller.account);
     put(
@@ -286,10 +257,7 @@ fn context_keys(ctx: &ReqCtx, key: &Key, enc: Option<&BTreeMap<String, String>>)
     put("kms:CallerAccount", &ctx.caller.account);
     put("kms:KeySpec", &key.key_spec);
     put("kms:KeyUsage", &key.key_usage);
-    put(
-        "kms:MultiRegion",
-        if key.multi_region { "true" } else { "false" },
-    );
+    put("kms:MultiRegion", if key.multi_region { "true" } else { "false" });
     if let Arrival::Endpoint { id, vpc_id } = &ctx.arrival {
         put("aws:SourceVpce", id);
         put("aws:SourceVpc", vpc_id);
@@ -310,35 +278,19 @@ pub fn identity_policies(inner: &Inner, caller: &Caller) -> Vec<policy::Policy> 
         CallerKind::AssumedRole { role_arn } => inner
             .state
             .role_by_arn(role_arn)
-            .map(|r| {
-                r.policies
-                    .values()
-                    .filter_map(|d| policy::parse(d, PolicyKind::Identity).ok())
-                    .collect()
-            })
+            .map(|r| r.policies.values().filter_map(|d| policy::parse(d, PolicyKind::Identity).ok()).collect())
             .unwrap_or_default(),
     }
 }
 
-fn authorize(
-    inner: &Inner,
-    ctx: &ReqCtx,
-    key: &Key,
-    action: &str,
-    enc: Option<&BTreeMap<String, String>>,
-) -> R<()> {
+fn authorize(inner: &Inner, ctx: &ReqCtx, key: &Key, action: &str, enc: Option<&BTreeMap<String, String>>) -> R<()> {
     let keys = context_keys(ctx, key, enc);
     let ids = identity_policies(inner, &ctx.caller);
     let decision = match policy::parse(&key.policy, PolicyKind::Resource) {
         Ok(p) => policy::authorize(
             &p,
             &ids,
-            &policy::Request {
-                caller: &ctx.caller,
-                action,
-                resource: &key.arn,
-                context: &keys,
-            },
+            &policy::Request { caller: &ctx.caller, action, resource: &key.arn, context: &keys },
             &key.account_id,
         ),
         Err(_) => Decision::ImplicitDeny,
@@ -360,27 +312,23 @@ fn require_usable(key: &Key) -> R<()> {
     match key.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", key.arn))),
-        KeyState::PendingDeletion => Err(KmsError::InvalidState(format!(
-            "{} is pending deletion.",
-            key.arn
-        ))),
+        KeyState::PendingDeletion => Err(KmsError::InvalidState(format!("{} is pending deletion.", key.arn))),
     }
 }
 
 fn require_not_pending(key: &Key) -> R<()> {
     if key.state == KeyState::PendingDeletion {
-        return Err(KmsError::InvalidState(format!(
-            "{} is pending deletion.",
-            key.arn
-        )));
+        return Err(KmsError::InvalidState(format!("{} is pending deletion.", key.arn)));
     }
     Ok(())
 }
 
 fn validate_policy(doc: &str) -> R<()> {
-    policy::parse(doc, PolicyKind::Resource)
-        .map(|_| ())
-        .map_err(|e| KmsError::MalformedPolicy(format!("The new key policy will not allow you to update the key policy in the future, or is malformed: {e}")))
+    policy::parse(doc, PolicyKind::Resource).map(|_| ()).map_err(|e| {
+        KmsError::MalformedPolicy(format!(
+            "The new key policy will not allow you to update the key policy in the future, or is malformed: {e}"
+        ))
+    })
 }
 
 /// Destroy keys whose deletion date has passed (material is gone for good).
@@ -389,10 +337,7 @@ pub fn purge_due_keys(inner: &mut Inner, now: f64) {
         .state
         .keys
         .iter()
-        .filter(|(_, k)| {
-            k.state == KeyState::PendingDeletion
-                && k.deletion_date.map(|d| d <= now).unwrap_or(false)
-        })
+        .filter(|(_, k)| k.state == KeyState::PendingDeletion && k.deletion_date.map(|d| d <= now).unwrap_or(false))
         .map(|(id, _)| id.clone())
         .collect();
     for id in due {
@@ -482,11 +427,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let k = key(inner, &id)?;
             authorize(inner, ctx, k, &format!("kms:{op}"), None)?;
             require_not_pending(k)?;
-            let state = if op == "EnableKey" {
-                KeyState::Enabled
-            } else {
-                KeyState::Disabled
-            };
+            let state = if op == "EnableKey" { KeyState::Enabled } else { KeyState::Disabled };
             if let Some(k) = inner.state.keys.get_mut(&id) {
                 k.state = state;
             }
@@ -512,19 +453,14 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
                 k.pending_window_days = Some(days as u32);
             }
             inner.save_key(&id.0, &id.1).map_err(internal)?;
-            Ok(
-                json!({"KeyId": arn, "DeletionDate": date, "KeyState": "PendingDeletion", "PendingWindowInDays": days}),
-            )
+            Ok(json!({"KeyId": arn, "DeletionDate": date, "KeyState": "PendingDeletion", "PendingWindowInDays": days}))
         }
         "CancelKeyDeletion" => {
             let id = resolve(inner, ctx, input.key_id("KeyId")?)?;
             let k = key(inner, &id)?;
             authorize(inner, ctx, k, "kms:CancelKeyDeletion", None)?;
             if k.state != KeyState::PendingDeletion {
-                return Err(KmsError::InvalidState(format!(
-                    "{} is not pending deletion.",
-                    k.arn
-                )));
+                return Err(KmsError::InvalidState(format!("{} is not pending deletion.", k.arn)));
             }
             let arn = k.arn.clone();
             if let Some(k) = inner.state.keys.get_mut(&id) {
@@ -547,22 +483,13 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             authorize(inner, ctx, k, "kms:Encrypt", Some(&enc))?;
             require_usable(k)?;
             let blob = encrypt_with(k, &enc, &plaintext)?;
-            Ok(
-                json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
-            )
+            Ok(json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}))
         }
         "Decrypt" => {
             let blob = input.blob("CiphertextBlob")?;
             let enc = input.context("EncryptionContext")?;
             check_algorithm(&input, "EncryptionAlgorithm")?;
-            let (k, plain) = decrypt_blob(
-                inner,
-                ctx,
-                &blob,
-                &enc,
-                input.opt_str("KeyId")?,
-                "kms:Decrypt",
-            )?;
+            let (k, plain) = decrypt_blob(inner, ctx, &blob, &enc, input.opt_str("KeyId")?, "kms:Decrypt")?;
             Ok(
                 json!({"KeyId": k.arn, "Plaintext": B64.encode(plain.as_slice()), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
             )
@@ -572,14 +499,8 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let src_enc = input.context("SourceEncryptionContext")?;
             let dst_enc = input.context("DestinationEncryptionContext")?;
             let dst_id = resolve(inner, ctx, input.key_id("DestinationKeyId")?)?;
-            let (src, plain) = decrypt_blob(
-                inner,
-                ctx,
-                &blob,
-                &src_enc,
-                input.opt_str("SourceKeyId")?,
-                "kms:ReEncryptFrom",
-            )?;
+            let (src, plain) =
+                decrypt_blob(inner, ctx, &blob, &src_enc, input.opt_str("SourceKeyId")?, "kms:ReEncryptFrom")?;
             let src_arn = src.arn.clone();
             let dst = key(inner, &dst_id)?;
             authorize(inner, ctx, dst, "kms:ReEncryptTo", Some(&dst_enc))?;
@@ -630,9 +551,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
         "GenerateRandom" => {
             let n = input.opt_u64("NumberOfBytes")?.unwrap_or(32);
             if !(1..=1024).contains(&n) {
-                return Err(KmsError::Validation(
-                    "NumberOfBytes must be between 1 and 1024".into(),
-                ));
+                return Err(KmsError::Validation("NumberOfBytes must be between 1 and 1024".into()));
             }
             Ok(json!({"Plaintext": B64.encode(crypto::random_bytes(n as usize).as_slice())}))
         }
@@ -678,10 +597,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let existing = inner.state.aliases.get(&akey).cloned();
             let alias = match (op, existing) {
                 ("CreateAlias", Some(a)) => {
-                    return Err(KmsError::AlreadyExists(format!(
-                        "An alias with the name {} already exists",
-                        a.arn()
-                    )))
+                    return Err(KmsError::AlreadyExists(format!("An alias with the name {} already exists", a.arn())))
                 }
                 ("UpdateAlias", None) => {
                     return Err(KmsError::NotFound(format!(
@@ -704,9 +620,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
                 },
             };
             inner.state.aliases.insert(akey, alias);
-            inner
-                .save_alias(&ctx.caller.account, &ctx.region, &name)
-                .map_err(internal)?;
+            inner.save_alias(&ctx.caller.account, &ctx.region, &name).map_err(internal)?;
             Ok(json!({}))
         }
         "DeleteAlias" => {
@@ -723,9 +637,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
                 authorize(inner, ctx, k, "kms:DeleteAlias", None)?;
             }
             inner.state.aliases.remove(&akey);
-            inner
-                .save_alias(&ctx.caller.account, &ctx.region, &name)
-                .map_err(internal)?;
+            inner.save_alias(&ctx.caller.account, &ctx.region, &name).map_err(internal)?;
             Ok(json!({}))
         }
         "ListAliases" => {
@@ -757,9 +669,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let period = input.opt_u64("RotationPeriodInDays")?;
             if let Some(p) = period {
                 if !(90..=2560).contains(&p) {
-                    return Err(KmsError::Validation(
-                        "RotationPeriodInDays must be between 90 and 2560".into(),
-                    ));
+                    return Err(KmsError::Validation("RotationPeriodInDays must be between 90 and 2560".into()));
                 }
             }
             let enable = op == "EnableKeyRotation";
@@ -814,25 +724,16 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let id = resolve(inner, ctx, input.key_id("KeyId")?)?;
             let k = key(inner, &id)?;
             authorize(inner, ctx, k, "kms:ListKeyRotations", None)?;
-            let rotations: Vec<Value> = (1..k.materials.len())
-                .map(|_| json!({"KeyId": k.arn, "RotationType": "ON_DEMAND"}))
-                .collect();
+            let rotations: Vec<Value> =
+                (1..k.materials.len()).map(|_| json!({"KeyId": k.arn, "RotationType": "ON_DEMAND"})).collect();
             Ok(json!({"Rotations": rotations, "Truncated": false}))
         }
-        other => Err(KmsError::UnknownOperation(format!(
-            "Operation {other} is not supported by this emulator"
-        ))),
+        other => Err(KmsError::UnknownOperation(format!("Operation {other} is not supported by this emulator"))),
     }
 }
 
 fn save_all_regions(inner: &Inner, key_id: &str) -> R<()> {
-    let regions: Vec<String> = inner
-        .state
-        .keys
-        .keys()
-        .filter(|(_, id)| id == key_id)
-        .map(|(r, _)| r.clone())
-        .collect();
+    let regions: Vec<String> = inner.state.keys.keys().filter(|(_, id)| id == key_id).map(|(r, _)| r.clone()).collect();
     for r in regions {
         inner.save_key(&r, key_id).map_err(internal)?;
     }
@@ -851,29 +752,18 @@ fn check_algorithm(input: &Input, field: &str) -> R<()> {
 fn check_policy_name(input: &Input) -> R<()> {
     match input.opt_str("PolicyName")? {
         None | Some("default") => Ok(()),
-        Some(other) => Err(KmsError::NotFound(format!(
-            "No such policy exists: {other}"
-        ))),
+        Some(other) => Err(KmsError::NotFound(format!("No such policy exists: {other}"))),
     }
 }
 
 fn check_alias_name(name: &str) -> R<()> {
     let Some(rest) = name.strip_prefix("alias/") else {
-        return Err(KmsError::Validation(format!(
-            "Alias must start with the prefix \"alias/\": {name}"
-        )));
+        return Err(KmsError::Validation(format!("Alias must start with the prefix \"alias/\": {name}")));
     };
     if rest.starts_with("aws/") {
-        return Err(KmsError::InvalidAliasName(
-            "Alias must not begin with alias/aws/".into(),
-        ));
+        return Err(KmsError::InvalidAliasName("Alias must not begin with alias/aws/".into()));
     }
-    if rest.is_empty()
-        || name.len() > 256
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b))
-    {
+    if rest.is_empty() || name.len() > 256 || !rest.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-".contains(&b)) {
         return Err(KmsError::Validation(format!("Invalid alias name: {name}")));
     }
     Ok(())
@@ -882,9 +772,7 @@ fn check_alias_name(name: &str) -> R<()> {
 fn page(items: Vec<Value>, input: &Input, field: &str) -> R<Value> {
     let limit = input.opt_u64("Limit")?.unwrap_or(100).clamp(1, 1000) as usize;
     let start = match input.opt_str("Marker")? {
-        Some(m) => m
-            .parse::<usize>()
-            .map_err(|_| KmsError::Validation("Invalid marker".into()))?,
+        Some(m) => m.parse::<usize>().map_err(|_| KmsError::Validation("Invalid marker".into()))?,
         None => 0,
     };
     let total = items.len();
@@ -898,33 +786,16 @@ fn page(items: Vec<Value>, input: &Input, field: &str) -> R<Value> {
 }
 
 fn list_keys(inner: &Inner, ctx: &ReqCtx, input: &Input) -> R<Value> {
-    let mut keys: Vec<&Key> = inner
-        .state
-        .keys
-        .values()
-        .filter(|k| k.account_id == ctx.caller.account && k.region == ctx.region)
-        .collect();
+    let mut keys: Vec<&Key> =
+        inner.state.keys.values().filter(|k| k.account_id == ctx.caller.account && k.region == ctx.region).collect();
     keys.sort_by(|a, b| a.creation_date.total_cmp(&b.creation_date));
-    let items = keys
-        .into_iter()
-        .map(|k| json!({"KeyId": k.key_id, "KeyArn": k.arn}))
-        .collect();
+    let items = keys.into_iter().map(|k| json!({"KeyId": k.key_id, "KeyArn": k.arn})).collect();
     page(items, input, "Keys")
 }
 
 fn encrypt_with(k: &Key, enc: &BTreeMap<String, String>, plaintext: &[u8]) -> R<Vec<u8>> {
-    let version = k
-        .materials
-        .len()
-        .checked_sub(1)
-        .ok_or_else(|| KmsError::Internal("key has no material".into()))?;
-    Ok(ciphertext::encrypt(
-        &k.materials[version],
-        &k.key_id,
-        version as u32,
-        enc,
-        plaintext,
-    ))
+    let version = k.materials.len().checked_sub(1).ok_or_else(|| KmsError::Internal("key has no material".into()))?;
+    Ok(ciphertext::encrypt(&k.materials[version], &k.key_id, version as u32, enc, plaintext))
 }
 
 fn decrypt_blob<'a>(
@@ -953,10 +824,7 @@ fn decrypt_blob<'a>(
         .ok_or_else(|| KmsError::NotFound(format!("Key '{}' does not exist", parsed.key_id)))?;
     authorize(inner, ctx, k, action, Some(enc))?;
     require_usable(k)?;
-    let material = k
-        .materials
-        .get(parsed.material_version as usize)
-        .ok_or_else(invalid)?;
+    let material = k.materials.get(parsed.material_version as usize).ok_or_else(invalid)?;
     let plain = ciphertext::decrypt(material, &parsed, enc).map_err(|_| invalid())?;
     Ok((k, plain))
 }
@@ -964,26 +832,15 @@ fn decrypt_blob<'a>(
 fn create_key(inner: &mut Inner, root: &[u8; 32], ctx: &ReqCtx, input: &Input) -> R<Value> {
     let usage = input.opt_str("KeyUsage")?.unwrap_or("ENCRYPT_DECRYPT");
     if usage != "ENCRYPT_DECRYPT" {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "KeyUsage {usage} is not supported by this emulator"
-        )));
+        return Err(KmsError::UnsupportedOperation(format!("KeyUsage {usage} is not supported by this emulator")));
     }
-    let spec = input
-        .opt_str("KeySpec")?
-        .or(input.opt_str("CustomerMasterKeySpec")?)
-        .unwrap_or("SYMMETRIC_DEFAULT");
+    let spec = input.opt_str("KeySpec")?.or(input.opt_str("CustomerMasterKeySpec")?).unwrap_or("SYMMETRIC_DEFAULT");
     if spec != "SYMMETRIC_DEFAULT" {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "KeySpec {spec} is not supported by this emulator"
-        )));
+        return Err(KmsError::UnsupportedOperation(format!("KeySpec {spec} is not supported by this emulator")));
     }
     match input.opt_str("Origin")? {
         None | Some("AWS_KMS") => {}
-        Some(o) => {
-            return Err(KmsError::UnsupportedOperation(format!(
-                "Origin {o} is not supported by this emulator"
-            )))
-        }
+        Some(o) => return Err(KmsError::UnsupportedOperation(format!("Origin {o} is not supported by this emulator"))),
     }
     let description = input.opt_str("Description")?.unwrap_or("").to_string();
     if description.len() > 8192 {
@@ -1002,12 +859,7 @@ fn create_key(inner: &mut Inner, root: &[u8; 32], ctx: &ReqCtx, input: &Input) -
         let keys = ContextKeys::new();
         let d = policy::authorize_identity(
             &ids,
-            &policy::Request {
-                caller: &ctx.caller,
-                action: "kms:CreateKey",
-                resource: "*",
-                context: &keys,
-            },
+            &policy::Request { caller: &ctx.caller, action: "kms:CreateKey", resource: "*", context: &keys },
         );
         if d != Decision::Allow {
             return Err(KmsError::AccessDenied(format!(
@@ -1017,11 +869,7 @@ fn create_key(inner: &mut Inner, root: &[u8; 32], ctx: &ReqCtx, input: &Input) -
         }
     }
     let multi_region = input.opt_bool("MultiRegion")?.unwrap_or(false);
-    let key_id = if multi_region {
-        crate::ids::mrk_id()
-    } else {
-        crate::ids::key_id()
-    };
+    let key_id = if multi_region { crate::ids::mrk_id() } else { crate::ids::key_id() };
     let mut k = Key {
         account_id: ctx.caller.account.clone(),
         region: ctx.region.clone(),
@@ -1060,16 +908,11 @@ fn replicate_key(inner: &mut Inner, ctx: &ReqCtx, input: &Input) -> R<Value> {
     let k = key(inner, &id)?;
     authorize(inner, ctx, k, "kms:ReplicateKey", None)?;
     if !k.multi_region || k.is_replica() {
-        return Err(KmsError::UnsupportedOperation(format!(
-            "{} is not a multi-Region primary key",
-            k.arn
-        )));
+        return Err(KmsError::UnsupportedOperation(format!("{} is not a multi-Region primary key", k.arn)));
     }
     require_not_pending(k)?;
     if target == k.region {
-        return Err(KmsError::Validation(format!(
-            "The replica region {target} is the primary key's region"
-        )));
+        return Err(KmsError::Validation(format!("The replica region {target} is the primary key's region")));
     }
     let rid = (target.clone(), k.key_id.clone());
     if inner.state.keys.contains_key(&rid) {
@@ -1096,9 +939,7 @@ fn replicate_key(inner: &mut Inner, ctx: &ReqCtx, input: &Input) -> R<Value> {
     inner.state.keys.insert(rid.clone(), replica);
     inner.save_key(&rid.0, &rid.1).map_err(internal)?;
     let r = key(inner, &rid)?;
-    Ok(
-        json!({"ReplicaKeyMetadata": metadata(inner, r), "ReplicaPolicy": policy, "ReplicaTags": []}),
-    )
+    Ok(json!({"ReplicaKeyMetadata": metadata(inner, r), "ReplicaPolicy": policy, "ReplicaTags": []}))
 }
 
 #[cfg(test)]
@@ -1109,10 +950,7 @@ mod tests {
     fn alias_names() {
         assert!(check_alias_name("alias/app-key").is_ok());
         assert!(check_alias_name("app").is_err());
-        assert!(matches!(
-            check_alias_name("alias/aws/x"),
-            Err(KmsError::InvalidAliasName(_))
-        ));
+        assert!(matches!(check_alias_name("alias/aws/x"), Err(KmsError::InvalidAliasName(_))));
         assert!(check_alias_name("alias/").is_err());
     }
 
@@ -1125,9 +963,6 @@ mod tests {
                 let _ = i.context("EncryptionContext");
             }
         }
-        assert!(matches!(
-            Input::parse(b"[]"),
-            Err(KmsError::Serialization(_))
-        ));
+        assert!(matches!(Input::parse(b"[]"), Err(KmsError::Serialization(_))));
     }
 }

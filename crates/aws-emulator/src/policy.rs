@@ -137,9 +137,7 @@ impl Operator {
         use Operator::*;
         match self {
             StringEquals | StringNotEquals | ArnEquals | ArnNotEquals => policy_value == ctx_value,
-            StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => {
-                policy_value.eq_ignore_ascii_case(ctx_value)
-            }
+            StringEqualsIgnoreCase | StringNotEqualsIgnoreCase => policy_value.eq_ignore_ascii_case(ctx_value),
             StringLike | StringNotLike => glob(policy_value, ctx_value, false),
             ArnLike | ArnNotLike => arn_like(policy_value, ctx_value),
             Bool => policy_value.eq_ignore_ascii_case(ctx_value),
@@ -212,13 +210,10 @@ fn condition_values(v: &Value) -> Result<Vec<String>, PolicyError> {
         }
     }
     match v {
-        Value::Array(items) => items
-            .iter()
-            .map(|i| scalar(i).ok_or_else(|| PolicyError("invalid condition value".into())))
-            .collect(),
-        other => scalar(other)
-            .map(|s| vec![s])
-            .ok_or_else(|| PolicyError("invalid condition value".into())),
+        Value::Array(items) => {
+            items.iter().map(|i| scalar(i).ok_or_else(|| PolicyError("invalid condition value".into()))).collect()
+        }
+        other => scalar(other).map(|s| vec![s]).ok_or_else(|| PolicyError("invalid condition value".into())),
     }
 }
 
@@ -236,12 +231,7 @@ fn valid_aws_principal(p: &str) -> bool {
 }
 
 fn parse_principal(v: &Value) -> Result<Principals, PolicyError> {
-    let mut p = Principals {
-        any: false,
-        aws: vec![],
-        service: vec![],
-        federated: vec![],
-    };
+    let mut p = Principals { any: false, aws: vec![], service: vec![], federated: vec![] };
     match v {
         Value::String(s) if s == "*" => p.any = true,
         Value::Object(map) => {
@@ -254,9 +244,7 @@ fn parse_principal(v: &Value) -> Result<Principals, PolicyError> {
                     "AWS" => {
                         for a in &list {
                             if !valid_aws_principal(a) {
-                                return err(format!(
-                                    "Invalid principal in policy: \"AWS\":\"{a}\""
-                                ));
+                                return err(format!("Invalid principal in policy: \"AWS\":\"{a}\""));
                             }
                         }
                         p.aws.extend(list)
@@ -290,15 +278,13 @@ fn parse_conditions(v: &Value) -> Result<Vec<Condition>, PolicyError> {
             Some(b) => (true, b),
             None => (false, rest),
         };
-        let operator = Operator::parse(base)
-            .ok_or_else(|| PolicyError(format!("Unsupported condition operator: {op_name}")))?;
+        let operator =
+            Operator::parse(base).ok_or_else(|| PolicyError(format!("Unsupported condition operator: {op_name}")))?;
         if operator == Operator::Null && (if_exists || set != SetOperator::Single) {
             return err(format!("Unsupported condition operator: {op_name}"));
         }
         let Value::Object(keys) = block else {
-            return err(format!(
-                "Condition operator {op_name} must map keys to values"
-            ));
+            return err(format!("Condition operator {op_name} must map keys to values"));
         };
         if keys.is_empty() {
             return err(format!("Condition operator {op_name} has no keys"));
@@ -356,12 +342,8 @@ fn parse_statement(v: &Value, kind: PolicyKind) -> Result<Statement, PolicyError
         (None, None) => None,
     };
     match kind {
-        PolicyKind::Resource if principal.is_none() => {
-            return err("Policy statement must contain a principal")
-        }
-        PolicyKind::Identity if principal.is_some() => {
-            return err("Policy document should not specify a principal")
-        }
+        PolicyKind::Resource if principal.is_none() => return err("Policy statement must contain a principal"),
+        PolicyKind::Identity if principal.is_some() => return err("Policy document should not specify a principal"),
         _ => {}
     }
     let action = match (m.get("Action"), m.get("NotAction")) {
@@ -371,9 +353,7 @@ fn parse_statement(v: &Value, kind: PolicyKind) -> Result<Statement, PolicyError
     };
     for a in &action.0 {
         if a != "*" && !a.contains(':') {
-            return err(format!(
-                "Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. ({a})"
-            ));
+            return err(format!("Actions/Conditions must be prefaced by a vendor, e.g., iam, sdb, ec2, etc. ({a})"));
         }
     }
     let resource = match (m.get("Resource"), m.get("NotResource")) {
@@ -389,14 +369,7 @@ fn parse_statement(v: &Value, kind: PolicyKind) -> Result<Statement, PolicyError
         Some(c) => parse_conditions(c)?,
         None => vec![],
     };
-    Ok(Statement {
-        sid,
-        effect,
-        principal,
-        action,
-        resource,
-        conditions,
-    })
+    Ok(Statement { sid, effect, principal, action, resource, conditions })
 }
 
 /// Parse and validate a policy document. Unsupported condition operators are refused.
@@ -404,8 +377,7 @@ pub fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
     if document.len() > 32 * 1024 {
         return err("Policy document is too large");
     }
-    let v: Value = serde_json::from_str(document)
-        .map_err(|e| PolicyError(format!("Syntax errors in policy: {e}")))?;
+    let v: Value = serde_json::from_str(document).map_err(|e| PolicyError(format!("Syntax errors in policy: {e}")))?;
     let Value::Object(m) = &v else {
         return err("Policy must be a JSON object");
     };
@@ -420,10 +392,7 @@ pub fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
         }
     }
     let statements = match m.get("Statement") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|s| parse_statement(s, kind))
-            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(items)) => items.iter().map(|s| parse_statement(s, kind)).collect::<Result<Vec<_>, _>>()?,
         Some(s @ Value::Object(_)) => vec![parse_statement(s, kind)?],
         _ => return err("Policy must contain a Statement"),
     };
@@ -454,11 +423,7 @@ pub struct Caller {
 
 impl Caller {
     pub fn root(account: &str) -> Caller {
-        Caller {
-            arn: format!("arn:aws:iam::{account}:root"),
-            account: account.to_string(),
-            kind: CallerKind::Root,
-        }
+        Caller { arn: format!("arn:aws:iam::{account}:root"), account: account.to_string(), kind: CallerKind::Root }
     }
 
     /// `aws:PrincipalArn`: the role ARN for a role session, the caller's ARN otherwise.
@@ -565,19 +530,11 @@ fn ip_in(cidr: &str, ip: &str) -> bool {
     };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
             (u32::from(n) & mask) == (u32::from(i) & mask)
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
             (u128::from(n) & mask) == (u128::from(i) & mask)
         }
         _ => false,
@@ -588,10 +545,7 @@ fn condition_holds(c: &Condition, ctx: &ContextKeys) -> bool {
     let values = ctx.get(&c.key).filter(|v| !v.is_empty());
     if c.operator == Operator::Null {
         let absent = values.is_none();
-        return c
-            .values
-            .iter()
-            .any(|v| v.eq_ignore_ascii_case("true") == absent);
+        return c.values.iter().any(|v| v.eq_ignore_ascii_case("true") == absent);
     }
     let Some(values) = values else {
         return match c.set {
@@ -623,11 +577,7 @@ fn principal_grant(p: &Principals, caller: &Caller) -> Option<Grant> {
         let g = if a == "*" {
             Some(Grant::Direct)
         } else if crate::ids::is_account_id(a) || a.ends_with(":root") {
-            let acct = if crate::ids::is_account_id(a) {
-                a.as_str()
-            } else {
-                a.split(':').nth(4).unwrap_or("")
-            };
+            let acct = if crate::ids::is_account_id(a) { a.as_str() } else { a.split(':').nth(4).unwrap_or("") };
             (acct == caller.account).then_some(if caller.kind == CallerKind::Root {
                 Grant::Direct
             } else {
@@ -768,9 +718,7 @@ mod tests {
         Caller {
             arn: format!("arn:aws:sts::{acct}:assumed-role/{role}/s1"),
             account: acct.into(),
-            kind: CallerKind::AssumedRole {
-                role_arn: format!("arn:aws:iam::{acct}:role/{role}"),
-            },
+            kind: CallerKind::AssumedRole { role_arn: format!("arn:aws:iam::{acct}:role/{role}") },
         }
     }
 
@@ -784,26 +732,13 @@ mod tests {
     fn ctx(pairs: &[(&str, &str)]) -> ContextKeys {
         let mut m = ContextKeys::new();
         for (k, v) in pairs {
-            m.entry(k.to_ascii_lowercase())
-                .or_default()
-                .push(v.to_string());
+            m.entry(k.to_ascii_lowercase()).or_default().push(v.to_string());
         }
         m
     }
 
-    fn decide(
-        key_policy: &Policy,
-        ids: &[Policy],
-        caller: &Caller,
-        action: &str,
-        c: &ContextKeys,
-    ) -> Decision {
-        let req = Request {
-            caller,
-            action,
-            resource: KEY,
-            context: c,
-        };
+    fn decide(key_policy: &Policy, ids: &[Policy], caller: &Caller, action: &str, c: &ContextKeys) -> Decision {
+        let req = Request { caller, action, resource: KEY, context: c };
         authorize(key_policy, ids, &req, A)
     }
 
@@ -823,33 +758,16 @@ mod tests {
         let kp = parse(&default_key_policy(A), PolicyKind::Resource).unwrap();
         let empty = ContextKeys::new();
         // root of the key account: allowed by the key policy alone
-        assert_eq!(
-            decide(&kp, &[], &Caller::root(A), "kms:Encrypt", &empty),
-            Decision::Allow
-        );
+        assert_eq!(decide(&kp, &[], &Caller::root(A), "kms:Encrypt", &empty), Decision::Allow);
         // role of the same account without identity policy: implicit deny
         let r = role_caller(A, "app");
-        assert_eq!(
-            decide(&kp, &[], &r, "kms:Encrypt", &empty),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(decide(&kp, &[], &r, "kms:Encrypt", &empty), Decision::ImplicitDeny);
         // with an identity policy allowing encrypt: allowed; decrypt still denied
-        let ip = ident(
-            json!({"Statement":[{"Effect":"Allow","Action":["kms:Encrypt*"],"Resource":KEY}]}),
-        );
-        assert_eq!(
-            decide(&kp, std::slice::from_ref(&ip), &r, "kms:Encrypt", &empty),
-            Decision::Allow
-        );
-        assert_eq!(
-            decide(&kp, std::slice::from_ref(&ip), &r, "kms:Decrypt", &empty),
-            Decision::ImplicitDeny
-        );
+        let ip = ident(json!({"Statement":[{"Effect":"Allow","Action":["kms:Encrypt*"],"Resource":KEY}]}));
+        assert_eq!(decide(&kp, std::slice::from_ref(&ip), &r, "kms:Encrypt", &empty), Decision::Allow);
+        assert_eq!(decide(&kp, std::slice::from_ref(&ip), &r, "kms:Decrypt", &empty), Decision::ImplicitDeny);
         // another account's root: not allowed by this key policy
-        assert_eq!(
-            decide(&kp, &[], &Caller::root(B), "kms:Encrypt", &empty),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(decide(&kp, &[], &Caller::root(B), "kms:Encrypt", &empty), Decision::ImplicitDeny);
     }
 
     #[test]
@@ -860,37 +778,13 @@ mod tests {
         ]}));
         let r = role_caller(B, "atlas");
         let empty = ContextKeys::new();
-        assert_eq!(
-            decide(&kp, &[], &r, "kms:Encrypt", &empty),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(decide(&kp, &[], &r, "kms:Encrypt", &empty), Decision::ImplicitDeny);
         let ip = ident(json!({"Statement":{"Effect":"Allow","Action":"kms:*","Resource":"*"}}));
-        assert_eq!(
-            decide(&kp, std::slice::from_ref(&ip), &r, "kms:Encrypt", &empty),
-            Decision::Allow
-        );
-        assert_eq!(
-            decide(
-                &kp,
-                std::slice::from_ref(&ip),
-                &r,
-                "kms:DescribeKey",
-                &empty
-            ),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(decide(&kp, std::slice::from_ref(&ip), &r, "kms:Encrypt", &empty), Decision::Allow);
+        assert_eq!(decide(&kp, std::slice::from_ref(&ip), &r, "kms:DescribeKey", &empty), Decision::ImplicitDeny);
         // a different role of account B is not named
         let other = role_caller(B, "other");
-        assert_eq!(
-            decide(
-                &kp,
-                std::slice::from_ref(&ip),
-                &other,
-                "kms:Encrypt",
-                &empty
-            ),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(decide(&kp, std::slice::from_ref(&ip), &other, "kms:Encrypt", &empty), Decision::ImplicitDeny);
     }
 
     #[test]
@@ -901,107 +795,54 @@ mod tests {
              "Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-1"}}}
         ]}));
         let root = Caller::root(A);
+        assert_eq!(decide(&kp, &[], &root, "kms:Encrypt", &ContextKeys::new()), Decision::ExplicitDeny);
         assert_eq!(
-            decide(&kp, &[], &root, "kms:Encrypt", &ContextKeys::new()),
+            decide(&kp, &[], &root, "kms:Encrypt", &ctx(&[("aws:SourceVpce", "vpce-2")])),
             Decision::ExplicitDeny
         );
-        assert_eq!(
-            decide(
-                &kp,
-                &[],
-                &root,
-                "kms:Encrypt",
-                &ctx(&[("aws:SourceVpce", "vpce-2")])
-            ),
-            Decision::ExplicitDeny
-        );
-        assert_eq!(
-            decide(
-                &kp,
-                &[],
-                &root,
-                "kms:Encrypt",
-                &ctx(&[("aws:SourceVpce", "vpce-1")])
-            ),
-            Decision::Allow
-        );
+        assert_eq!(decide(&kp, &[], &root, "kms:Encrypt", &ctx(&[("aws:SourceVpce", "vpce-1")])), Decision::Allow);
         // identity deny wins over key policy allow
-        let deny = ident(
-            json!({"Statement":{"Effect":"Deny","NotAction":"kms:Describe*","Resource":"*"}}),
-        );
+        let deny = ident(json!({"Statement":{"Effect":"Deny","NotAction":"kms:Describe*","Resource":"*"}}));
         let r = role_caller(A, "x");
-        let kp2 = res(
-            json!({"Statement":{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}}),
-        );
+        let kp2 = res(json!({"Statement":{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*"}}));
         assert_eq!(
-            decide(
-                &kp2,
-                std::slice::from_ref(&deny),
-                &r,
-                "kms:Encrypt",
-                &ContextKeys::new()
-            ),
+            decide(&kp2, std::slice::from_ref(&deny), &r, "kms:Encrypt", &ContextKeys::new()),
             Decision::ExplicitDeny
         );
         assert_eq!(
-            decide(
-                &kp2,
-                std::slice::from_ref(&deny),
-                &r,
-                "kms:DescribeKey",
-                &ContextKeys::new()
-            ),
+            decide(&kp2, std::slice::from_ref(&deny), &r, "kms:DescribeKey", &ContextKeys::new()),
             Decision::Allow
         );
     }
 
     #[test]
     fn trust_policy_external_id() {
-        let trust = res(
-            json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+        let trust = res(json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
             "Principal":{"AWS":format!("arn:aws:iam::{B}:root")},"Action":"sts:AssumeRole",
-            "Condition":{"StringEquals":{"sts:ExternalId":"ext-1"}}}]}),
-        );
+            "Condition":{"StringEquals":{"sts:ExternalId":"ext-1"}}}]}));
         let caller = Caller::root(B);
         let role = "arn:aws:iam::111111111111:role/r";
         let go = |c: &ContextKeys| {
             authorize(
                 &trust,
                 &[],
-                &Request {
-                    caller: &caller,
-                    action: "sts:AssumeRole",
-                    resource: role,
-                    context: c,
-                },
+                &Request { caller: &caller, action: "sts:AssumeRole", resource: role, context: c },
                 A,
             )
         };
         assert_eq!(go(&ctx(&[("sts:ExternalId", "ext-1")])), Decision::Allow);
-        assert_eq!(
-            go(&ctx(&[("sts:ExternalId", "wrong")])),
-            Decision::ImplicitDeny
-        );
+        assert_eq!(go(&ctx(&[("sts:ExternalId", "wrong")])), Decision::ImplicitDeny);
         assert_eq!(go(&ContextKeys::new()), Decision::ImplicitDeny);
     }
 
     #[test]
     fn condition_operators() {
         let c = |op: &str, key: &str, vals: serde_json::Value, context: &ContextKeys| {
-            let p = ident(
-                json!({"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
-                "Condition":{op:{key:vals}}}}),
-            );
+            let p = ident(json!({"Statement":{"Effect":"Allow","Action":"*","Resource":"*",
+                "Condition":{op:{key:vals}}}}));
             let caller = Caller::root(A);
-            evaluate(
-                &p,
-                &Request {
-                    caller: &caller,
-                    action: "kms:Encrypt",
-                    resource: KEY,
-                    context,
-                },
-            ) == Outcome::Allow(Grant::Direct)
+            evaluate(&p, &Request { caller: &caller, action: "kms:Encrypt", resource: KEY, context })
+                == Outcome::Allow(Grant::Direct)
         };
         let k = ctx(&[
             ("aws:SourceIp", "10.1.2.3"),
@@ -1011,70 +852,20 @@ mod tests {
         ]);
         assert!(c("IpAddress", "aws:SourceIp", json!("10.0.0.0/8"), &k));
         assert!(!c("IpAddress", "aws:SourceIp", json!("192.168.0.0/16"), &k));
-        assert!(c(
-            "NotIpAddress",
-            "aws:SourceIp",
-            json!(["192.168.0.0/16"]),
-            &k
-        ));
-        assert!(c(
-            "StringLike",
-            "kms:EncryptionContext:project",
-            json!("p*"),
-            &k
-        ));
-        assert!(!c(
-            "StringNotLike",
-            "kms:EncryptionContext:project",
-            json!("p*"),
-            &k
-        ));
-        assert!(c(
-            "ArnLike",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::*:role/app"),
-            &k
-        ));
-        assert!(!c(
-            "ArnNotLike",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::*:role/*"),
-            &k
-        ));
-        assert!(c(
-            "ArnEquals",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::111111111111:role/app"),
-            &k
-        ));
-        assert!(c(
-            "ArnNotEquals",
-            "aws:PrincipalArn",
-            json!("arn:aws:iam::111111111111:role/b"),
-            &k
-        ));
+        assert!(c("NotIpAddress", "aws:SourceIp", json!(["192.168.0.0/16"]), &k));
+        assert!(c("StringLike", "kms:EncryptionContext:project", json!("p*"), &k));
+        assert!(!c("StringNotLike", "kms:EncryptionContext:project", json!("p*"), &k));
+        assert!(c("ArnLike", "aws:PrincipalArn", json!("arn:aws:iam::*:role/app"), &k));
+        assert!(!c("ArnNotLike", "aws:PrincipalArn", json!("arn:aws:iam::*:role/*"), &k));
+        assert!(c("ArnEquals", "aws:PrincipalArn", json!("arn:aws:iam::111111111111:role/app"), &k));
+        assert!(c("ArnNotEquals", "aws:PrincipalArn", json!("arn:aws:iam::111111111111:role/b"), &k));
         assert!(c("Bool", "aws:SecureTransport", json!(false), &k));
-        assert!(c(
-            "StringEqualsIfExists",
-            "aws:SourceVpce",
-            json!("vpce-1"),
-            &k
-        ));
+        assert!(c("StringEqualsIfExists", "aws:SourceVpce", json!("vpce-1"), &k));
         assert!(!c("StringEquals", "aws:SourceVpce", json!("vpce-1"), &k));
         assert!(c("StringNotEquals", "aws:SourceVpce", json!("vpce-1"), &k));
         assert!(c("Null", "aws:SourceVpce", json!("true"), &k));
-        assert!(c(
-            "ForAnyValue:StringEquals",
-            "kms:EncryptionContext:project",
-            json!(["x", "p1"]),
-            &k
-        ));
-        assert!(c(
-            "ForAllValues:StringEquals",
-            "kms:EncryptionContextKeys",
-            json!(["project"]),
-            &k
-        ));
+        assert!(c("ForAnyValue:StringEquals", "kms:EncryptionContext:project", json!(["x", "p1"]), &k));
+        assert!(c("ForAllValues:StringEquals", "kms:EncryptionContextKeys", json!(["project"]), &k));
     }
 
     #[test]
@@ -1097,10 +888,6 @@ mod tests {
             PolicyKind::Identity
         )
         .is_err());
-        assert!(parse(
-            r#"{"Statement":{"Effect":"Allow","Action":"kms:*"}}"#,
-            PolicyKind::Identity
-        )
-        .is_err());
+        assert!(parse(r#"{"Statement":{"Effect":"Allow","Action":"kms:*"}}"#, PolicyKind::Identity).is_err());
     }
 }

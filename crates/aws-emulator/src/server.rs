@@ -97,12 +97,7 @@ impl Shared {
     }
 
     pub fn accounts(&self) -> Vec<AccountCredentials> {
-        self.inner()
-            .state
-            .accounts
-            .iter()
-            .map(Shared::account_credentials)
-            .collect()
+        self.inner().state.accounts.iter().map(Shared::account_credentials).collect()
     }
 
     /// Rewrite `<data-dir>/aws-credentials` (mode 0600) with one profile per account.
@@ -119,27 +114,15 @@ impl Shared {
     }
 
     pub fn count(&self, arrival: &str, service: &str, op: &str) {
-        *lock(&self.counters)
-            .entry((arrival.to_string(), service.to_string(), op.to_string()))
-            .or_insert(0) += 1;
+        *lock(&self.counters).entry((arrival.to_string(), service.to_string(), op.to_string())).or_insert(0) += 1;
     }
 
     pub fn endpoint_available(&self, id: &str) -> bool {
-        self.inner()
-            .state
-            .endpoints
-            .get(id)
-            .map(|e| e.state == "available")
-            .unwrap_or(false)
+        self.inner().state.endpoints.get(id).map(|e| e.state == "available").unwrap_or(false)
     }
 
     /// Bind (or re-bind) the loopback listener of a VPC endpoint; returns its port.
-    pub fn start_endpoint_listener(
-        &self,
-        id: &str,
-        vpc_id: &str,
-        port_hint: u16,
-    ) -> anyhow::Result<u16> {
+    pub fn start_endpoint_listener(&self, id: &str, vpc_id: &str, port_hint: u16) -> anyhow::Result<u16> {
         let Some(me) = self.me.upgrade() else {
             anyhow::bail!("emulator is shutting down");
         };
@@ -156,10 +139,7 @@ impl Shared {
         std_listener.set_nonblocking(true)?;
         let port = std_listener.local_addr()?.port();
         let listener = TcpListener::from_std(std_listener)?;
-        let arrival = Arrival::Endpoint {
-            id: id.to_string(),
-            vpc_id: vpc_id.to_string(),
-        };
+        let arrival = Arrival::Endpoint { id: id.to_string(), vpc_id: vpc_id.to_string() };
         let task = tokio::spawn(accept_loop(me, listener, arrival, false));
         if let Some(old) = lock(&self.listeners).insert(id.to_string(), task) {
             old.abort();
@@ -191,9 +171,7 @@ impl Shared {
                 .map(|e| e.id.clone())
                 .collect();
             for id in due {
-                if let Some(next) =
-                    crate::ec2::settle_endpoint(inner, &id, self.cfg.endpoint_acceptance_required)
-                {
+                if let Some(next) = crate::ec2::settle_endpoint(inner, &id, self.cfg.endpoint_acceptance_required) {
                     if next == "failed" {
                         stop.push(id.clone());
                     }
@@ -207,10 +185,7 @@ impl Shared {
 }
 
 pub fn real_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// A running emulator.
@@ -229,10 +204,9 @@ impl Emulator {
         let mut inner = Inner::load(db, &root_key)?;
         if inner.state.accounts.is_empty() {
             let now = real_now();
-            for (name, id) in [
-                ("operator", cfg.operator_account_id.clone()),
-                ("customer", cfg.customer_account_id.clone()),
-            ] {
+            for (name, id) in
+                [("operator", cfg.operator_account_id.clone()), ("customer", cfg.customer_account_id.clone())]
+            {
                 let a = Account {
                     name: name.to_string(),
                     account_id: id.unwrap_or_else(ids::account_id),
@@ -291,12 +265,7 @@ impl Emulator {
             }
         });
         tracing::info!(url = %shared.url, "aws emulator listening");
-        Ok(Emulator {
-            shared,
-            main,
-            ticker,
-            addr,
-        })
+        Ok(Emulator { shared, main, ticker, addr })
     }
 
     /// e.g. `http://127.0.0.1:4566`
@@ -319,18 +288,15 @@ impl Emulator {
     /// Root credentials of an account by profile name (`operator`, `customer`, ...).
     pub fn account(&self, name: &str) -> AccountCredentials {
         let accounts = self.shared.accounts();
-        accounts
-            .iter()
-            .find(|a| a.name == name)
-            .or_else(|| accounts.first())
-            .cloned()
-            .unwrap_or_else(|| AccountCredentials {
+        accounts.iter().find(|a| a.name == name).or_else(|| accounts.first()).cloned().unwrap_or_else(|| {
+            AccountCredentials {
                 name: name.to_string(),
                 account_id: String::new(),
                 access_key_id: String::new(),
                 secret_access_key: String::new(),
                 arn: String::new(),
-            })
+            }
+        })
     }
 
     pub fn accounts(&self) -> Vec<AccountCredentials> {
@@ -345,10 +311,7 @@ impl Emulator {
     pub async fn shutdown(self) {
         self.main.abort();
         self.ticker.abort();
-        let handles: Vec<JoinHandle<()>> = lock(&self.shared.listeners)
-            .drain()
-            .map(|(_, h)| h)
-            .collect();
+        let handles: Vec<JoinHandle<()>> = lock(&self.shared.listeners).drain().map(|(_, h)| h).collect();
         for h in &handles {
             h.abort();
         }
@@ -406,28 +369,16 @@ fn plain(status: u16, request_id: &str, msg: &str) -> Resp {
 
 enum Route {
     Kms(String),
-    Query {
-        proto: Protocol,
-        action: String,
-        params: Vec<(String, String)>,
-    },
+    Query { proto: Protocol, action: String, params: Vec<(String, String)> },
 }
 
 fn parse_form(s: &str) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(s.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
+    url::form_urlencoded::parse(s.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
 }
 
 fn route(parts: &http::request::Parts, body: &[u8], scope_service: Option<&str>) -> Option<Route> {
-    if let Some(target) = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-    {
-        return target
-            .strip_prefix("TrentService.")
-            .map(|op| Route::Kms(op.to_string()));
+    if let Some(target) = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        return target.strip_prefix("TrentService.").map(|op| Route::Kms(op.to_string()));
     }
     let mut params = parts.uri.query().map(parse_form).unwrap_or_default();
     if !body.is_empty() {
@@ -446,11 +397,7 @@ fn route(parts: &http::request::Parts, body: &[u8], scope_service: Option<&str>)
             _ => return None,
         },
     };
-    Some(Route::Query {
-        proto,
-        action,
-        params,
-    })
+    Some(Route::Query { proto, action, params })
 }
 
 async fn handle(
@@ -477,11 +424,8 @@ async fn handle(
         }
         return Ok(crate::admin::handle(&sh, &parts, &body, &request_id).await);
     }
-    let auth_header = parts
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(sigv4::parse_authorization);
+    let auth_header =
+        parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(sigv4::parse_authorization);
     let scope = auth_header.as_ref().and_then(|a| a.as_ref().ok());
     let Some(route) = route(&parts, &body, scope.map(|s| s.service.as_str())) else {
         return Ok(wire::kms_error(
@@ -495,19 +439,11 @@ async fn handle(
         Route::Kms(op) => (Protocol::Kms, op.clone()),
         Route::Query { proto, action, .. } => (*proto, action.clone()),
     };
-    let region = scope
-        .map(|s| s.region.clone())
-        .unwrap_or_else(|| "us-east-1".to_string());
+    let region = scope.map(|s| s.region.clone()).unwrap_or_else(|| "us-east-1".to_string());
     sh.count(arrival.label(), proto.service(), &op);
 
     if let Arrival::Endpoint { id, .. } = &arrival {
-        let endpoint_region = sh
-            .inner()
-            .state
-            .endpoints
-            .get(id)
-            .map(|e| e.region.clone())
-            .unwrap_or_default();
+        let endpoint_region = sh.inner().state.endpoints.get(id).map(|e| e.region.clone()).unwrap_or_default();
         if proto != Protocol::Kms || region != endpoint_region {
             let msg = format!("VPC endpoint {id} serves only com.amazonaws.{endpoint_region}.kms");
             return Ok(error_response(
@@ -520,9 +456,7 @@ async fn handle(
     }
 
     // Fault injection.
-    let fault = sh
-        .faults()
-        .take(proto.service(), &op, &region, arrival.label());
+    let fault = sh.faults().take(proto.service(), &op, &region, arrival.label());
     if let Some(f) = fault {
         if f.latency_ms > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
@@ -558,11 +492,7 @@ async fn handle(
                 wire::kms_error(&request_id, e.status(), e.name(), &e.to_string())
             }
         },
-        Route::Query {
-            proto,
-            action,
-            params,
-        } => {
+        Route::Query { proto, action, params } => {
             let result = match proto {
                 Protocol::Sts => crate::sts::handle(&sh, &ctx, &action, &params),
                 Protocol::Iam => crate::iam::handle(&sh, &ctx, &action, &params),
@@ -591,12 +521,9 @@ fn error_response(proto: Protocol, request_id: &str, f: ServiceFailure, msg: &st
 fn fault_response(proto: Protocol, request_id: &str, kind: FaultKind) -> Resp {
     let (status, kms_name, query_code, msg) = match kind {
         FaultKind::Throttle => (400, "ThrottlingException", "Throttling", "Rate exceeded"),
-        FaultKind::Error503 => (
-            503,
-            "KMSInternalException",
-            "ServiceUnavailable",
-            "Service is unavailable (injected fault)",
-        ),
+        FaultKind::Error503 => {
+            (503, "KMSInternalException", "ServiceUnavailable", "Service is unavailable (injected fault)")
+        }
         _ => (
             500,
             "KMSInternalException",
@@ -605,18 +532,11 @@ fn fault_response(proto: Protocol, request_id: &str, kind: FaultKind) -> Resp {
         ),
     };
     if proto == Protocol::Kms {
-        let name = if status == 503 {
-            "ServiceUnavailableException"
-        } else {
-            kms_name
-        };
+        let name = if status == 503 { "ServiceUnavailableException" } else { kms_name };
         wire::kms_error(request_id, status, name, msg)
     } else {
-        let code = if proto == Protocol::Ec2 && kind == FaultKind::Throttle {
-            "RequestLimitExceeded"
-        } else {
-            query_code
-        };
+        let code =
+            if proto == Protocol::Ec2 && kind == FaultKind::Throttle { "RequestLimitExceeded" } else { query_code };
         wire::query_error(proto, request_id, &QueryError::new(status, code, msg))
     }
 }
@@ -635,14 +555,10 @@ fn authenticate(
     };
     let service = proto.service();
     if auth.service != service {
-        return Err(AuthError::WrongScope(format!(
-            "Credential should be scoped to correct service: '{service}'. "
-        )));
+        return Err(AuthError::WrongScope(format!("Credential should be scoped to correct service: '{service}'. ")));
     }
     if !ids::is_region(region) || (proto == Protocol::Iam && region != "us-east-1") {
-        return Err(AuthError::WrongScope(format!(
-            "Credential should be scoped to a valid region, not '{region}'. "
-        )));
+        return Err(AuthError::WrongScope(format!("Credential should be scoped to a valid region, not '{region}'. ")));
     }
     let (secret, caller, expires) = if auth.access_key_id.starts_with("ASIA") {
         let token = parts
@@ -650,8 +566,7 @@ fn authenticate(
             .get("x-amz-security-token")
             .and_then(|v| v.to_str().ok())
             .ok_or(AuthError::UnrecognizedClient)?;
-        let claims = crate::sts::open_session_token(&sh.root_key, token)
-            .ok_or(AuthError::UnrecognizedClient)?;
+        let claims = crate::sts::open_session_token(&sh.root_key, token).ok_or(AuthError::UnrecognizedClient)?;
         if claims.access_key_id != auth.access_key_id {
             return Err(AuthError::UnrecognizedClient);
         }
@@ -661,26 +576,13 @@ fn authenticate(
                 claims.account_id, claims.role_name, claims.session_name
             ),
             account: claims.account_id.clone(),
-            kind: CallerKind::AssumedRole {
-                role_arn: claims.role_arn.clone(),
-            },
+            kind: CallerKind::AssumedRole { role_arn: claims.role_arn.clone() },
         };
-        (
-            claims.secret_access_key.clone(),
-            caller,
-            Some(claims.expiration),
-        )
+        (claims.secret_access_key.clone(), caller, Some(claims.expiration))
     } else {
         let g = sh.inner();
-        let acct = g
-            .state
-            .account_by_key(&auth.access_key_id)
-            .ok_or(AuthError::UnrecognizedClient)?;
-        (
-            acct.secret_access_key.clone(),
-            Caller::root(&acct.account_id),
-            None,
-        )
+        let acct = g.state.account_by_key(&auth.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
+        (acct.secret_access_key.clone(), Caller::root(&acct.account_id), None)
     };
     if let Some(exp) = expires {
         if sh.now() >= exp {
@@ -694,12 +596,6 @@ fn authenticate(
         headers: &parts.headers,
         body,
     };
-    sigv4::verify(
-        &req,
-        &auth,
-        &secret,
-        time::OffsetDateTime::now_utc(),
-        sh.cfg.max_clock_skew,
-    )?;
+    sigv4::verify(&req, &auth, &secret, time::OffsetDateTime::now_utc(), sh.cfg.max_clock_skew)?;
     Ok(caller)
 }

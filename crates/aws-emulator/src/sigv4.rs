@@ -42,21 +42,16 @@ pub struct AuthHeader {
 
 impl AuthHeader {
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
     }
 }
 
 /// Parse `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/kms/aws4_request,
 /// SignedHeaders=host;x-amz-date, Signature=hex`.
 pub fn parse_authorization(value: &str) -> Result<AuthHeader, AuthError> {
-    let rest = value.strip_prefix(ALGORITHM).ok_or_else(|| {
-        AuthError::Incomplete(format!(
-            "Unsupported authorization type; expected {ALGORITHM}"
-        ))
-    })?;
+    let rest = value
+        .strip_prefix(ALGORITHM)
+        .ok_or_else(|| AuthError::Incomplete(format!("Unsupported authorization type; expected {ALGORITHM}")))?;
     let mut credential = None;
     let mut signed = None;
     let mut signature = None;
@@ -72,9 +67,7 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, AuthError> {
         }
     }
     let missing = |what: &str| {
-        AuthError::Incomplete(format!(
-            "Authorization header requires '{what}' parameter. Authorization={value}"
-        ))
+        AuthError::Incomplete(format!("Authorization header requires '{what}' parameter. Authorization={value}"))
     };
     let credential = credential.ok_or_else(|| missing("Credential"))?;
     let signed = signed.ok_or_else(|| missing("SignedHeaders"))?;
@@ -91,19 +84,12 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, AuthError> {
         )));
     }
     if signature.len() != 64 || !signature.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(AuthError::Incomplete(
-            "Signature must be 64 hexadecimal characters".into(),
-        ));
+        return Err(AuthError::Incomplete("Signature must be 64 hexadecimal characters".into()));
     }
-    let signed_headers: Vec<String> = signed
-        .split(';')
-        .map(|h| h.trim().to_ascii_lowercase())
-        .filter(|h| !h.is_empty())
-        .collect();
+    let signed_headers: Vec<String> =
+        signed.split(';').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
     if !signed_headers.iter().any(|h| h == "host") {
-        return Err(AuthError::Incomplete(
-            "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
-        ));
+        return Err(AuthError::Incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.".into()));
     }
     Ok(AuthHeader {
         access_key_id: parts[0].to_string(),
@@ -118,9 +104,7 @@ pub fn parse_authorization(value: &str) -> Result<AuthHeader, AuthError> {
 /// `20260101T120000Z`.
 pub fn parse_amz_date(s: &str) -> Option<OffsetDateTime> {
     let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::PrimitiveDateTime::parse(s, &fmt)
-        .ok()
-        .map(|p| p.assume_utc())
+    time::PrimitiveDateTime::parse(s, &fmt).ok().map(|p| p.assume_utc())
 }
 
 pub fn format_amz_date(t: OffsetDateTime) -> String {
@@ -128,20 +112,15 @@ pub fn format_amz_date(t: OffsetDateTime) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
-const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 fn uri_encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8_lossy()
-        .into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
 /// Non-S3 services: every path segment (as sent, already encoded once) is encoded again.
@@ -149,10 +128,7 @@ fn canonical_uri(path: &str) -> String {
     if path.is_empty() || path == "/" {
         return "/".into();
     }
-    path.split('/')
-        .map(uri_encode)
-        .collect::<Vec<_>>()
-        .join("/")
+    path.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
 }
 
 fn canonical_query(query: Option<&str>) -> String {
@@ -168,11 +144,7 @@ fn canonical_query(query: Option<&str>) -> String {
         })
         .collect();
     pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
 fn trim_collapse(v: &str) -> String {
@@ -217,10 +189,7 @@ pub fn canonical_request(
 }
 
 pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        sha256_hex(canonical_request.as_bytes())
-    )
+    format!("{ALGORITHM}\n{amz_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -261,18 +230,13 @@ pub fn verify(
     now: OffsetDateTime,
     max_skew: std::time::Duration,
 ) -> Result<(), AuthError> {
-    let amz_date = req
-        .headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            AuthError::Incomplete(
-                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."
-                    .into(),
-            )
-        })?;
-    let when = parse_amz_date(amz_date)
-        .ok_or_else(|| AuthError::Incomplete(format!("Invalid X-Amz-Date: {amz_date}")))?;
+    let amz_date = req.headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        AuthError::Incomplete(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into(),
+        )
+    })?;
+    let when =
+        parse_amz_date(amz_date).ok_or_else(|| AuthError::Incomplete(format!("Invalid X-Amz-Date: {amz_date}")))?;
     if !amz_date.starts_with(&auth.date) {
         return Err(AuthError::SignatureMismatch);
     }
@@ -294,31 +258,16 @@ pub fn verify(
         )));
     }
     let body_hash = sha256_hex(req.body);
-    if let Some(h) = req
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(h) = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
         if h != body_hash && h != "UNSIGNED-PAYLOAD" {
             return Err(AuthError::SignatureMismatch);
         }
     }
-    let payload_hash = match req
-        .headers
-        .get("x-amz-content-sha256")
-        .and_then(|v| v.to_str().ok())
-    {
+    let payload_hash = match req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok()) {
         Some("UNSIGNED-PAYLOAD") => "UNSIGNED-PAYLOAD".to_string(),
         _ => body_hash,
     };
-    let creq = canonical_request(
-        req.method,
-        req.path,
-        req.query,
-        req.headers,
-        &auth.signed_headers,
-        &payload_hash,
-    );
+    let creq = canonical_request(req.method, req.path, req.query, req.headers, &auth.signed_headers, &payload_hash);
     let sts = string_to_sign(amz_date, &auth.scope(), &creq);
     let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
     let expected = signature(&key, &sts);
@@ -341,65 +290,28 @@ mod tests {
         headers.insert("x-amz-date", "20150830T123600Z".parse().unwrap());
         let signed = vec!["host".to_string(), "x-amz-date".to_string()];
         let creq = canonical_request("GET", "/", None, &headers, &signed, &sha256_hex(b""));
-        let sts = string_to_sign(
-            "20150830T123600Z",
-            "20150830/us-east-1/service/aws4_request",
-            &creq,
-        );
-        let key = signing_key(
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            "20150830",
-            "us-east-1",
-            "service",
-        );
-        assert_eq!(
-            signature(&key, &sts),
-            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
-        );
+        let sts = string_to_sign("20150830T123600Z", "20150830/us-east-1/service/aws4_request", &creq);
+        let key = signing_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "20150830", "us-east-1", "service");
+        assert_eq!(signature(&key, &sts), "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31");
         let auth = parse_authorization(
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31",
         )
         .unwrap();
-        let req = SignedRequest {
-            method: "GET",
-            path: "/",
-            query: None,
-            headers: &headers,
-            body: b"",
-        };
+        let req = SignedRequest { method: "GET", path: "/", query: None, headers: &headers, body: b"" };
         let now = parse_amz_date("20150830T123900Z").unwrap();
         let skew = std::time::Duration::from_secs(300);
-        verify(
-            &req,
-            &auth,
-            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-            now,
-            skew,
-        )
-        .unwrap();
-        assert_eq!(
-            verify(&req, &auth, "wrong", now, skew),
-            Err(AuthError::SignatureMismatch)
-        );
+        verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", now, skew).unwrap();
+        assert_eq!(verify(&req, &auth, "wrong", now, skew), Err(AuthError::SignatureMismatch));
         let late = parse_amz_date("20150830T124200Z").unwrap();
         assert!(matches!(
-            verify(
-                &req,
-                &auth,
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                late,
-                skew
-            ),
+            verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", late, skew),
             Err(AuthError::SignatureExpired(_))
         ));
     }
 
     #[test]
     fn query_canonicalisation() {
-        assert_eq!(
-            canonical_query(Some("b=2&a=1&a=0&c=x%20y")),
-            "a=0&a=1&b=2&c=x%20y"
-        );
+        assert_eq!(canonical_query(Some("b=2&a=1&a=0&c=x%20y")), "a=0&a=1&b=2&c=x%20y");
     }
 
     #[test]

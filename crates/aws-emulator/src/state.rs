@@ -93,11 +93,7 @@ fn material_aad(key_id: &str, version: usize) -> Vec<u8> {
 impl Key {
     pub fn add_material(&mut self, root: &[u8; 32], material: KeyBytes) {
         let version = self.materials.len();
-        let sealed = crypto::seal(
-            root,
-            &material_aad(&self.key_id, version),
-            material.as_ref(),
-        );
+        let sealed = crypto::seal(root, &material_aad(&self.key_id, version), material.as_ref());
         self.sealed_materials.push(B64.encode(sealed));
         self.materials.push(material);
     }
@@ -137,10 +133,7 @@ pub struct Alias {
 
 impl Alias {
     pub fn arn(&self) -> String {
-        format!(
-            "arn:aws:kms:{}:{}:{}",
-            self.region, self.account_id, self.name
-        )
+        format!("arn:aws:kms:{}:{}:{}", self.region, self.account_id, self.name)
     }
 }
 
@@ -174,11 +167,7 @@ impl Role {
 
     /// The trust policy STS sees at `now`: the newest version that has propagated.
     pub fn effective_trust(&self, now: f64) -> Option<&str> {
-        self.trust
-            .iter()
-            .rev()
-            .find(|t| t.effective_at <= now)
-            .map(|t| t.document.as_str())
+        self.trust.iter().rev().find(|t| t.effective_at <= now).map(|t| t.document.as_str())
     }
 }
 
@@ -210,10 +199,7 @@ impl Endpoint {
     }
 
     pub fn listens(&self) -> bool {
-        matches!(
-            self.state.as_str(),
-            "pending" | "pendingAcceptance" | "available"
-        )
+        matches!(self.state.as_str(), "pending" | "pendingAcceptance" | "available")
     }
 }
 
@@ -242,16 +228,12 @@ pub struct State {
 
 impl State {
     pub fn account_by_key(&self, access_key_id: &str) -> Option<&Account> {
-        self.accounts
-            .iter()
-            .find(|a| a.access_key_id == access_key_id)
+        self.accounts.iter().find(|a| a.access_key_id == access_key_id)
     }
 
     pub fn role_by_arn(&self, arn: &str) -> Option<&Role> {
         let (account, name) = parse_role_arn(arn)?;
-        self.roles
-            .get(&(account, name))
-            .filter(|r| r.arn == arn || arn_without_path_matches(arn, r))
+        self.roles.get(&(account, name)).filter(|r| r.arn == arn || arn_without_path_matches(arn, r))
     }
 }
 
@@ -289,23 +271,16 @@ pub struct Inner {
 
 impl Inner {
     pub fn load(db: Store, root: &[u8; 32]) -> anyhow::Result<Inner> {
-        let mut state = State {
-            accounts: db.all("accounts")?,
-            ..Default::default()
-        };
+        let mut state = State { accounts: db.all("accounts")?, ..Default::default() };
         for mut k in db.all::<Key>("keys")? {
             k.unseal_materials(root)?;
             state.keys.insert((k.region.clone(), k.key_id.clone()), k);
         }
         for a in db.all::<Alias>("aliases")? {
-            state
-                .aliases
-                .insert((a.account_id.clone(), a.region.clone(), a.name.clone()), a);
+            state.aliases.insert((a.account_id.clone(), a.region.clone(), a.name.clone()), a);
         }
         for r in db.all::<Role>("roles")? {
-            state
-                .roles
-                .insert((r.account_id.clone(), r.name.clone()), r);
+            state.roles.insert((r.account_id.clone(), r.name.clone()), r);
         }
         for e in db.all::<Endpoint>("endpoints")? {
             state.endpoints.insert(e.id.clone(), e);
@@ -327,11 +302,7 @@ impl Inner {
 
     pub fn save_alias(&self, account: &str, region: &str, name: &str) -> anyhow::Result<()> {
         let row = format!("{account}/{region}/{name}");
-        match self
-            .state
-            .aliases
-            .get(&(account.to_string(), region.to_string(), name.to_string()))
-        {
+        match self.state.aliases.get(&(account.to_string(), region.to_string(), name.to_string())) {
             Some(a) => self.db.put("aliases", &row, a),
             None => self.db.delete("aliases", &row),
         }
@@ -339,11 +310,7 @@ impl Inner {
 
     pub fn save_role(&self, account: &str, name: &str) -> anyhow::Result<()> {
         let row = format!("{account}/{name}");
-        match self
-            .state
-            .roles
-            .get(&(account.to_string(), name.to_string()))
-        {
+        match self.state.roles.get(&(account.to_string(), name.to_string())) {
             Some(r) => self.db.put("roles", &row, r),
             None => self.db.delete("roles", &row),
         }

@@ -18,9 +18,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         for t in TABLES {
-            conn.execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL)"
-            ))?;
+            conn.execute_batch(&format!("CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL)"))?;
         }
         Ok(Store { conn })
     }
@@ -28,30 +26,23 @@ impl Store {
     pub fn put<T: serde::Serialize>(&self, table: &str, id: &str, value: &T) -> anyhow::Result<()> {
         let body = serde_json::to_string(value)?;
         self.conn.execute(
-            &format!("INSERT INTO {table} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body"),
+            &format!(
+                "INSERT INTO {table} (id, body) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET body = excluded.body"
+            ),
             params![id, body],
         )?;
         Ok(())
     }
 
     pub fn delete(&self, table: &str, id: &str) -> anyhow::Result<()> {
-        self.conn
-            .execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])?;
+        self.conn.execute(&format!("DELETE FROM {table} WHERE id = ?1"), params![id])?;
         Ok(())
     }
 
-    pub fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        table: &str,
-        id: &str,
-    ) -> anyhow::Result<Option<T>> {
+    pub fn get<T: serde::de::DeserializeOwned>(&self, table: &str, id: &str) -> anyhow::Result<Option<T>> {
         let body: Option<String> = self
             .conn
-            .query_row(
-                &format!("SELECT body FROM {table} WHERE id = ?1"),
-                params![id],
-                |r| r.get(0),
-            )
+            .query_row(&format!("SELECT body FROM {table} WHERE id = ?1"), params![id], |r| r.get(0))
             .optional()?;
         Ok(match body {
             Some(b) => Some(serde_json::from_str(&b)?),
@@ -60,9 +51,7 @@ impl Store {
     }
 
     pub fn all<T: serde::de::DeserializeOwned>(&self, table: &str) -> anyhow::Result<Vec<T>> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT body FROM {table} ORDER BY rowid"))?;
+        let mut stmt = self.conn.prepare(&format!("SELECT body FROM {table} ORDER BY rowid"))?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = vec![];
         for r in rows {

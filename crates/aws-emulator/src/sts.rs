@@ -53,17 +53,10 @@ fn param<'a>(params: &'a [(String, String)], k: &str) -> Option<&'a str> {
 }
 
 fn valid_session_name(s: &str) -> bool {
-    (2..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+    (2..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
 }
 
-pub fn handle(
-    sh: &Shared,
-    ctx: &ReqCtx,
-    action: &str,
-    params: &[(String, String)],
-) -> Result<String, QueryError> {
+pub fn handle(sh: &Shared, ctx: &ReqCtx, action: &str, params: &[(String, String)]) -> Result<String, QueryError> {
     match action {
         "GetCallerIdentity" => {
             let user_id = match &ctx.caller.kind {
@@ -85,12 +78,7 @@ pub fn handle(
                 leaf("UserId", &user_id),
                 leaf("Account", &ctx.caller.account)
             );
-            Ok(query_response(
-                STS_NS,
-                "GetCallerIdentity",
-                Some(&result),
-                &ctx.request_id,
-            ))
+            Ok(query_response(STS_NS, "GetCallerIdentity", Some(&result), &ctx.request_id))
         }
         "AssumeRole" => assume_role(sh, ctx, params),
         other => Err(QueryError::new(
@@ -101,14 +89,9 @@ pub fn handle(
     }
 }
 
-fn assume_role(
-    sh: &Shared,
-    ctx: &ReqCtx,
-    params: &[(String, String)],
-) -> Result<String, QueryError> {
+fn assume_role(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> Result<String, QueryError> {
     let role_arn = param(params, "RoleArn").ok_or_else(|| QueryError::missing("RoleArn"))?;
-    let session =
-        param(params, "RoleSessionName").ok_or_else(|| QueryError::missing("RoleSessionName"))?;
+    let session = param(params, "RoleSessionName").ok_or_else(|| QueryError::missing("RoleSessionName"))?;
     if !valid_session_name(session) {
         return Err(QueryError::validation(format!(
             "1 validation error detected: Value '{session}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
@@ -123,9 +106,7 @@ fn assume_role(
         }
     }
     let duration = match param(params, "DurationSeconds") {
-        Some(d) => d
-            .parse::<u32>()
-            .map_err(|_| QueryError::validation("DurationSeconds must be an integer"))?,
+        Some(d) => d.parse::<u32>().map_err(|_| QueryError::validation("DurationSeconds must be an integer"))?,
         None => 3600,
     };
     if duration < 900 {
@@ -137,10 +118,7 @@ fn assume_role(
         QueryError::new(
             403,
             "AccessDenied",
-            format!(
-                "User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
-                ctx.caller.arn
-            ),
+            format!("User: {} is not authorized to perform: sts:AssumeRole on resource: {role_arn}", ctx.caller.arn),
         )
     };
     let inner = sh.inner();
@@ -154,11 +132,7 @@ fn assume_role(
         )));
     }
     let mut keys = ContextKeys::new();
-    let mut put = |k: &str, v: &str| {
-        keys.entry(k.to_ascii_lowercase())
-            .or_default()
-            .push(v.to_string())
-    };
+    let mut put = |k: &str, v: &str| keys.entry(k.to_ascii_lowercase()).or_default().push(v.to_string());
     if let Some(e) = external_id {
         put("sts:ExternalId", e);
     }
@@ -171,12 +145,7 @@ fn assume_role(
     let decision = policy::authorize(
         &trust,
         &ids,
-        &policy::Request {
-            caller: &ctx.caller,
-            action: "sts:AssumeRole",
-            resource: &role.arn,
-            context: &keys,
-        },
+        &policy::Request { caller: &ctx.caller, action: "sts:AssumeRole", resource: &role.arn, context: &keys },
         &role.account_id,
     );
     if decision != Decision::Allow {
@@ -194,10 +163,8 @@ fn assume_role(
     };
     drop(inner);
     let token = seal_session_token(&sh.root_key, &claims);
-    let assumed_arn = format!(
-        "arn:aws:sts::{}:assumed-role/{}/{}",
-        claims.account_id, claims.role_name, claims.session_name
-    );
+    let assumed_arn =
+        format!("arn:aws:sts::{}:assumed-role/{}/{}", claims.account_id, claims.role_name, claims.session_name);
     let result = format!(
         "<Credentials>{}{}{}{}</Credentials><AssumedRoleUser>{}{}</AssumedRoleUser><PackedPolicySize>0</PackedPolicySize>",
         leaf("AccessKeyId", &claims.access_key_id),
@@ -208,12 +175,7 @@ fn assume_role(
         leaf("AssumedRoleId", &format!("{}:{}", claims.role_id, session)),
     );
     tracing::debug!(role = %claims.role_arn, session = %session, "role assumed");
-    Ok(query_response(
-        STS_NS,
-        "AssumeRole",
-        Some(&result),
-        &ctx.request_id,
-    ))
+    Ok(query_response(STS_NS, "AssumeRole", Some(&result), &ctx.request_id))
 }
 
 #[cfg(test)]
@@ -234,10 +196,7 @@ mod tests {
             expiration: 1.0,
         };
         let t = seal_session_token(&root, &c);
-        assert_eq!(
-            open_session_token(&root, &t).unwrap().access_key_id,
-            "ASIAX"
-        );
+        assert_eq!(open_session_token(&root, &t).unwrap().access_key_id, "ASIAX");
         assert!(open_session_token(&crate::crypto::random_key(), &t).is_none());
         assert!(open_session_token(&root, "garbage!!").is_none());
         assert!(valid_session_name("atlas-1"));

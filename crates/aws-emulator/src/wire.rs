@@ -45,31 +45,16 @@ fn build(status: u16, content_type: &str, request_id: &str, body: Vec<u8>) -> Re
 }
 
 pub fn json(status: u16, request_id: &str, value: &serde_json::Value) -> Resp {
-    build(
-        status,
-        "application/json",
-        request_id,
-        value.to_string().into_bytes(),
-    )
+    build(status, "application/json", request_id, value.to_string().into_bytes())
 }
 
 pub fn kms_ok(request_id: &str, value: &serde_json::Value) -> Resp {
-    build(
-        200,
-        "application/x-amz-json-1.1",
-        request_id,
-        value.to_string().into_bytes(),
-    )
+    build(200, "application/x-amz-json-1.1", request_id, value.to_string().into_bytes())
 }
 
 pub fn kms_error(request_id: &str, status: u16, type_name: &str, message: &str) -> Resp {
     let body = serde_json::json!({"__type": type_name, "message": message});
-    let mut r = build(
-        status,
-        "application/x-amz-json-1.1",
-        request_id,
-        body.to_string().into_bytes(),
-    );
+    let mut r = build(status, "application/x-amz-json-1.1", request_id, body.to_string().into_bytes());
     if let Ok(v) = http::HeaderValue::from_str(type_name) {
         r.headers_mut().insert("x-amzn-errortype", v);
     }
@@ -125,28 +110,16 @@ pub struct QueryError {
 
 impl QueryError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> QueryError {
-        QueryError {
-            status,
-            code,
-            message: message.into(),
-        }
+        QueryError { status, code, message: message.into() }
     }
     pub fn validation(message: impl Into<String>) -> QueryError {
         QueryError::new(400, "ValidationError", message)
     }
     pub fn missing(param: &str) -> QueryError {
-        QueryError::new(
-            400,
-            "MissingParameter",
-            format!("The request must contain the parameter {param}"),
-        )
+        QueryError::new(400, "MissingParameter", format!("The request must contain the parameter {param}"))
     }
     pub fn internal() -> QueryError {
-        QueryError::new(
-            500,
-            "InternalFailure",
-            "The request processing has failed because of an unknown error.",
-        )
+        QueryError::new(500, "InternalFailure", "The request processing has failed because of an unknown error.")
     }
 }
 
@@ -180,9 +153,9 @@ pub fn auth_error(proto: Protocol, request_id: &str, e: &AuthError) -> Resp {
             AuthError::Missing => "MissingAuthenticationTokenException",
             AuthError::Incomplete(_) => "IncompleteSignatureException",
             AuthError::UnrecognizedClient => "UnrecognizedClientException",
-            AuthError::SignatureMismatch
-            | AuthError::SignatureExpired(_)
-            | AuthError::WrongScope(_) => "InvalidSignatureException",
+            AuthError::SignatureMismatch | AuthError::SignatureExpired(_) | AuthError::WrongScope(_) => {
+                "InvalidSignatureException"
+            }
             AuthError::ExpiredToken => "ExpiredTokenException",
         };
         return kms_error(request_id, 400, name, &msg);
@@ -200,9 +173,9 @@ pub fn auth_error(proto: Protocol, request_id: &str, e: &AuthError) -> Resp {
             AuthError::Missing => QueryError::new(403, "MissingAuthenticationToken", msg),
             AuthError::Incomplete(_) => QueryError::new(400, "IncompleteSignature", msg),
             AuthError::UnrecognizedClient => QueryError::new(403, "InvalidClientTokenId", msg),
-            AuthError::SignatureMismatch
-            | AuthError::SignatureExpired(_)
-            | AuthError::WrongScope(_) => QueryError::new(403, "SignatureDoesNotMatch", msg),
+            AuthError::SignatureMismatch | AuthError::SignatureExpired(_) | AuthError::WrongScope(_) => {
+                QueryError::new(403, "SignatureDoesNotMatch", msg)
+            }
             AuthError::ExpiredToken => QueryError::new(403, "ExpiredToken", msg),
         }
     };
@@ -213,16 +186,13 @@ pub fn auth_error(proto: Protocol, request_id: &str, e: &AuthError) -> Resp {
 pub fn iso8601(unix: f64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos((unix * 1e9) as i128)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.format(&fmt).unwrap_or_default()
 }
 
 /// ISO 8601 without fractional seconds (STS `Expiration`).
 pub fn iso8601_secs(unix: f64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(unix as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     t.format(&fmt).unwrap_or_default()
 }

@@ -44,15 +44,7 @@ async fn state_survives_kill_minus_nine() {
     .await;
     let creds = client::read_profile(&dir.path().join("aws-credentials"), "customer").unwrap();
     let kms = client::kms_client(&url, "us-east-1", &creds);
-    let key = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
     let ct = kms
         .encrypt()
         .key_id(&key)
@@ -67,22 +59,12 @@ async fn state_survives_kill_minus_nine() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 
-    let emu = aws_emulator::Emulator::start(common::config(dir.path()))
-        .await
-        .unwrap();
+    let emu = aws_emulator::Emulator::start(common::config(dir.path())).await.unwrap();
     let kms = client::kms_client(&emu.url(), "us-east-1", &creds);
-    let e = kms
-        .decrypt()
-        .ciphertext_blob(ct.clone())
-        .send()
-        .await
-        .unwrap_err();
+    let e = kms.decrypt().ciphertext_blob(ct.clone()).send().await.unwrap_err();
     assert_eq!(common::code(e), "DisabledException");
     kms.enable_key().key_id(&key).send().await.unwrap();
     let d = kms.decrypt().ciphertext_blob(ct).send().await.unwrap();
-    assert_eq!(
-        d.plaintext().unwrap().as_ref(),
-        b"committed before the answer"
-    );
+    assert_eq!(d.plaintext().unwrap().as_ref(), b"committed before the answer");
     emu.shutdown().await;
 }

@@ -22,18 +22,8 @@ async fn raw_kms(
     headers.insert("host", host.parse().unwrap());
     headers.insert("x-amz-date", amz_date.parse().unwrap());
     headers.insert("x-amz-target", target.parse().unwrap());
-    let signed: Vec<String> = ["host", "x-amz-date", "x-amz-target"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let creq = sigv4::canonical_request(
-        "POST",
-        "/",
-        None,
-        &headers,
-        &signed,
-        &sigv4::sha256_hex(body.as_bytes()),
-    );
+    let signed: Vec<String> = ["host", "x-amz-date", "x-amz-target"].iter().map(|s| s.to_string()).collect();
+    let creq = sigv4::canonical_request("POST", "/", None, &headers, &signed, &sigv4::sha256_hex(body.as_bytes()));
     let scope = format!("{date}/us-east-1/kms/aws4_request");
     let sts = sigv4::string_to_sign(&amz_date, &scope, &creq);
     let sig = sigv4::signature(&sigv4::signing_key(secret, date, "us-east-1", "kms"), &sts);
@@ -51,11 +41,7 @@ async fn raw_kms(
         .await
         .unwrap();
     let status = r.status().as_u16();
-    let etype = r
-        .headers()
-        .get("x-amzn-errortype")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let etype = r.headers().get("x-amzn-errortype").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     (status, etype, r.text().await.unwrap())
 }
 
@@ -66,43 +52,19 @@ async fn signature_failures_have_aws_names() {
     let url = env.emu.url();
 
     // Wrong secret.
-    let wrong = StaticCredentials::new(
-        &customer.access_key_id,
-        "0000000000000000000000000000000000000000",
-    );
-    let e = client::kms_client(&url, "us-east-1", &wrong)
-        .list_keys()
-        .send()
-        .await
-        .unwrap_err();
+    let wrong = StaticCredentials::new(&customer.access_key_id, "0000000000000000000000000000000000000000");
+    let e = client::kms_client(&url, "us-east-1", &wrong).list_keys().send().await.unwrap_err();
     assert_eq!(code(e), "InvalidSignatureException");
-    let e = client::sts_client(&url, "us-east-1", &wrong)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap_err();
+    let e = client::sts_client(&url, "us-east-1", &wrong).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(e), "SignatureDoesNotMatch");
-    let e = client::iam_client(&url, &wrong)
-        .get_role()
-        .role_name("x")
-        .send()
-        .await
-        .unwrap_err();
+    let e = client::iam_client(&url, &wrong).get_role().role_name("x").send().await.unwrap_err();
     assert_eq!(code(e), "SignatureDoesNotMatch");
 
     // Unknown access key.
     let unknown = StaticCredentials::new("AKIAAAAAAAAAAAAAAAAA", &customer.secret_access_key);
-    let e = client::kms_client(&url, "us-east-1", &unknown)
-        .list_keys()
-        .send()
-        .await
-        .unwrap_err();
+    let e = client::kms_client(&url, "us-east-1", &unknown).list_keys().send().await.unwrap_err();
     assert_eq!(code(e), "UnrecognizedClientException");
-    let e = client::sts_client(&url, "us-east-1", &unknown)
-        .get_caller_identity()
-        .send()
-        .await
-        .unwrap_err();
+    let e = client::sts_client(&url, "us-east-1", &unknown).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(e), "InvalidClientTokenId");
 
     // A session key id with a forged token.
@@ -111,11 +73,7 @@ async fn signature_failures_have_aws_names() {
         secret_access_key: customer.secret_access_key.clone(),
         session_token: Some("Zm9yZ2VkIHRva2Vu".into()),
     };
-    let e = client::kms_client(&url, "us-east-1", &forged)
-        .list_keys()
-        .send()
-        .await
-        .unwrap_err();
+    let e = client::kms_client(&url, "us-east-1", &forged).list_keys().send().await.unwrap_err();
     assert_eq!(code(e), "UnrecognizedClientException");
 
     // Correct signature, but signed 10 minutes ago.
@@ -132,51 +90,21 @@ async fn signature_failures_have_aws_names() {
     assert_eq!((status, etype.as_str()), (400, "InvalidSignatureException"));
     assert!(body.contains("Signature expired"), "{body}");
     // Same request signed now works; an empty body to Encrypt is a ValidationException.
-    let (status, _, _) = raw_kms(
-        &url,
-        &customer.access_key_id,
-        &customer.secret_access_key,
-        now,
-        "TrentService.ListKeys",
-        "{}",
-    )
-    .await;
+    let (status, _, _) =
+        raw_kms(&url, &customer.access_key_id, &customer.secret_access_key, now, "TrentService.ListKeys", "{}").await;
     assert_eq!(status, 200);
-    let (status, etype, body) = raw_kms(
-        &url,
-        &customer.access_key_id,
-        &customer.secret_access_key,
-        now,
-        "TrentService.Encrypt",
-        "{}",
-    )
-    .await;
-    assert_eq!(
-        (status, etype.as_str()),
-        (400, "ValidationException"),
-        "{body}"
-    );
+    let (status, etype, body) =
+        raw_kms(&url, &customer.access_key_id, &customer.secret_access_key, now, "TrentService.Encrypt", "{}").await;
+    assert_eq!((status, etype.as_str()), (400, "ValidationException"), "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["__type"], "ValidationException");
-    let (status, etype, _) = raw_kms(
-        &url,
-        &customer.access_key_id,
-        &customer.secret_access_key,
-        now,
-        "TrentService.Encrypt",
-        "{not json",
-    )
-    .await;
+    let (status, etype, _) =
+        raw_kms(&url, &customer.access_key_id, &customer.secret_access_key, now, "TrentService.Encrypt", "{not json")
+            .await;
     assert_eq!((status, etype.as_str()), (400, "SerializationException"));
-    let (status, etype, _) = raw_kms(
-        &url,
-        &customer.access_key_id,
-        &customer.secret_access_key,
-        now,
-        "TrentService.NoSuchThing",
-        "{}",
-    )
-    .await;
+    let (status, etype, _) =
+        raw_kms(&url, &customer.access_key_id, &customer.secret_access_key, now, "TrentService.NoSuchThing", "{}")
+            .await;
     assert_eq!((status, etype.as_str()), (400, "UnknownOperationException"));
 
     // No signature at all / a malformed Authorization header.
@@ -188,10 +116,7 @@ async fn signature_failures_have_aws_names() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.headers()["x-amzn-errortype"],
-        "MissingAuthenticationTokenException"
-    );
+    assert_eq!(r.headers()["x-amzn-errortype"], "MissingAuthenticationTokenException");
     let r = reqwest::Client::new()
         .post(format!("{url}/"))
         .header("x-amz-target", "TrentService.ListKeys")
@@ -201,10 +126,7 @@ async fn signature_failures_have_aws_names() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(
-        r.headers()["x-amzn-errortype"],
-        "IncompleteSignatureException"
-    );
+    assert_eq!(r.headers()["x-amzn-errortype"], "IncompleteSignatureException");
     // STS error body shape.
     let r = reqwest::Client::new()
         .post(format!("{url}/"))
@@ -217,9 +139,7 @@ async fn signature_failures_have_aws_names() {
     let text = r.text().await.unwrap();
     assert!(text.starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code>"), "{text}");
     // Admin endpoints are not on endpoint listeners, and unknown admin routes are 404.
-    let r = reqwest::get(format!("{url}/_emulator/nothing"))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!("{url}/_emulator/nothing")).await.unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -235,10 +155,7 @@ async fn credentials_file_and_restart_keep_everything() {
     assert_eq!(customer.secret_access_key.len(), 40);
     assert_eq!(operator.account_id.len(), 12);
     assert_ne!(operator.account_id, customer.account_id);
-    assert_eq!(
-        operator.arn,
-        format!("arn:aws:iam::{}:root", operator.account_id)
-    );
+    assert_eq!(operator.arn, format!("arn:aws:iam::{}:root", operator.account_id));
 
     // The shared-credentials file, readable by the owner only.
     let file = emu.credentials_file();
@@ -250,10 +167,7 @@ async fn credentials_file_and_restart_keep_everything() {
     {
         use std::os::unix::fs::PermissionsExt;
         for f in ["aws-credentials", "aws-root-key"] {
-            let mode = std::fs::metadata(dir.path().join(f))
-                .unwrap()
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(dir.path().join(f)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{f}");
         }
     }
@@ -269,22 +183,8 @@ async fn credentials_file_and_restart_keep_everything() {
 
     // Keys, data keys and roles before the restart...
     let kms = client::kms_client(&emu.url(), "us-east-1", &from_file);
-    let key = kms
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
-    let dk = kms
-        .generate_data_key()
-        .key_id(&key)
-        .number_of_bytes(32)
-        .send()
-        .await
-        .unwrap();
+    let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
+    let dk = kms.generate_data_key().key_id(&key).number_of_bytes(32).send().await.unwrap();
     let plain = dk.plaintext().unwrap().as_ref().to_vec();
     let ct = kms
         .encrypt()
@@ -321,12 +221,7 @@ async fn credentials_file_and_restart_keep_everything() {
     let kms = client::kms_client(&emu.url(), "us-east-1", &from_file);
     let d = kms.decrypt().ciphertext_blob(ct).send().await.unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), b"survives restarts");
-    let d = kms
-        .decrypt()
-        .ciphertext_blob(dk.ciphertext_blob().unwrap().clone())
-        .send()
-        .await
-        .unwrap();
+    let d = kms.decrypt().ciphertext_blob(dk.ciphertext_blob().unwrap().clone()).send().await.unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), plain.as_slice());
     let sts = client::sts_client(&emu.url(), "us-east-1", &common::creds(&operator));
     sts.assume_role()

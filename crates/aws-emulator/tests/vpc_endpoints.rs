@@ -14,18 +14,12 @@ async fn key_policy_requires_the_endpoint() {
     let ec2 = env.ec2(&operator, "us-east-1");
 
     // Create (idempotent by client token) and wait for `available`.
-    let ep = ec2
-        .create_vpc_endpoint("vpc-0a1b2c3d", Some("token-1"))
-        .await
-        .unwrap();
+    let ep = ec2.create_vpc_endpoint("vpc-0a1b2c3d", Some("token-1")).await.unwrap();
     assert!(ep.vpc_endpoint_id.starts_with("vpce-"));
     assert_eq!(ep.state, "pending");
     assert_eq!(ep.service_name, "com.amazonaws.us-east-1.kms");
     assert!(ep.dns_names[0].ends_with(".kms.us-east-1.vpce.amazonaws.com"));
-    let again = ec2
-        .create_vpc_endpoint("vpc-0a1b2c3d", Some("token-1"))
-        .await
-        .unwrap();
+    let again = ec2.create_vpc_endpoint("vpc-0a1b2c3d", Some("token-1")).await.unwrap();
     assert_eq!(again.vpc_endpoint_id, ep.vpc_endpoint_id);
     let id = ep.vpc_endpoint_id.clone();
     let ready = eventually(10, || {
@@ -42,39 +36,17 @@ async fn key_policy_requires_the_endpoint() {
 
     // The customer's key: usable by the operator only through this endpoint.
     let kms_c = env.kms(&customer);
-    let key = kms_c
-        .create_key()
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_string();
+    let key = kms_c.create_key().send().await.unwrap().key_metadata().unwrap().arn().unwrap().to_string();
     let policy = json!({"Version":"2012-10-17","Statement":[
         {"Sid":"root","Effect":"Allow","Principal":{"AWS":customer.arn},"Action":"kms:*","Resource":"*"},
         {"Sid":"atlas","Effect":"Allow","Principal":{"AWS":operator.arn},"Action":["kms:Encrypt","kms:Decrypt","kms:DescribeKey"],"Resource":"*"},
         {"Sid":"private-only","Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*",
          "Condition":{"StringNotEquals":{"aws:SourceVpce":id},"StringNotEqualsIfExists":{"aws:PrincipalAccount":customer.account_id}}}]});
-    kms_c
-        .put_key_policy()
-        .key_id(&key)
-        .policy_name("default")
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    kms_c.put_key_policy().key_id(&key).policy_name("default").policy(policy.to_string()).send().await.unwrap();
     env.admin_delete("/_emulator/requests").await;
 
     let public = env.kms(&operator);
-    let e = public
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"x"))
-        .send()
-        .await
-        .unwrap_err();
+    let e = public.encrypt().key_id(&key).plaintext(blob(b"x")).send().await.unwrap_err();
     assert_eq!(code(e), "AccessDeniedException");
     let private = client::kms_client(&url, "us-east-1", &common::creds(&operator));
     let ct = private
@@ -88,13 +60,7 @@ async fn key_policy_requires_the_endpoint() {
         .ciphertext_blob()
         .unwrap()
         .clone();
-    let d = private
-        .decrypt()
-        .ciphertext_blob(ct.clone())
-        .encryption_context("project", "p")
-        .send()
-        .await
-        .unwrap();
+    let d = private.decrypt().ciphertext_blob(ct.clone()).encryption_context("project", "p").send().await.unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), b"through the endpoint");
 
     // Arrival addresses are recorded.
@@ -116,62 +82,26 @@ async fn key_policy_requires_the_endpoint() {
     let conn = conns.iter().find(|c| c.vpc_endpoint_id == id).unwrap();
     assert_eq!(conn.vpc_endpoint_state, "available");
     assert_eq!(conn.vpc_endpoint_owner, operator.account_id);
-    let failed = ec2_c
-        .reject_vpc_endpoint_connections(&conn.service_id, std::slice::from_ref(&id))
-        .await
-        .unwrap();
+    let failed = ec2_c.reject_vpc_endpoint_connections(&conn.service_id, std::slice::from_ref(&id)).await.unwrap();
     assert!(failed.is_empty());
-    let e = private
-        .decrypt()
-        .ciphertext_blob(ct.clone())
-        .encryption_context("project", "p")
-        .send()
-        .await
-        .unwrap_err();
-    assert!(
-        e.as_service_error().is_none(),
-        "rejected endpoint must not answer: {e:?}"
-    );
-    let listed = ec2
-        .describe_vpc_endpoints(std::slice::from_ref(&id))
-        .await
-        .unwrap();
+    let e = private.decrypt().ciphertext_blob(ct.clone()).encryption_context("project", "p").send().await.unwrap_err();
+    assert!(e.as_service_error().is_none(), "rejected endpoint must not answer: {e:?}");
+    let listed = ec2.describe_vpc_endpoints(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(listed[0].state, "rejected");
 
     // Accepting it again restores service on the same address.
-    ec2_c
-        .accept_vpc_endpoint_connections(&conn.service_id, std::slice::from_ref(&id))
-        .await
-        .unwrap();
-    let listed = ec2
-        .describe_vpc_endpoints(std::slice::from_ref(&id))
-        .await
-        .unwrap();
+    ec2_c.accept_vpc_endpoint_connections(&conn.service_id, std::slice::from_ref(&id)).await.unwrap();
+    let listed = ec2.describe_vpc_endpoints(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(listed[0].url.as_deref(), Some(url.as_str()));
     let private = client::kms_client(&url, "us-east-1", &common::creds(&operator));
-    private
-        .decrypt()
-        .ciphertext_blob(ct.clone())
-        .encryption_context("project", "p")
-        .send()
-        .await
-        .unwrap();
+    private.decrypt().ciphertext_blob(ct.clone()).encryption_context("project", "p").send().await.unwrap();
 
     // Delete.
-    let failed = ec2
-        .delete_vpc_endpoints(std::slice::from_ref(&id))
-        .await
-        .unwrap();
+    let failed = ec2.delete_vpc_endpoints(std::slice::from_ref(&id)).await.unwrap();
     assert!(failed.is_empty());
-    let listed = ec2
-        .describe_vpc_endpoints(std::slice::from_ref(&id))
-        .await
-        .unwrap();
+    let listed = ec2.describe_vpc_endpoints(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(listed[0].state, "deleted");
-    let failed = ec2
-        .delete_vpc_endpoints(&["vpce-00000000000000000".to_string()])
-        .await
-        .unwrap();
+    let failed = ec2.delete_vpc_endpoints(&["vpce-00000000000000000".to_string()]).await.unwrap();
     assert_eq!(failed[0].1, "InvalidVpcEndpoint.NotFound");
 }
 
@@ -183,10 +113,7 @@ async fn endpoint_states_acceptance_failure_and_errors() {
 
     // Errors.
     let ec2 = env.ec2(&operator, "us-east-1");
-    let e = ec2
-        .describe_vpc_endpoints(&["vpce-0123456789abcdef0".to_string()])
-        .await
-        .unwrap_err();
+    let e = ec2.describe_vpc_endpoints(&["vpce-0123456789abcdef0".to_string()]).await.unwrap_err();
     assert_eq!(e.code(), "InvalidVpcEndpointId.NotFound");
     let e = ec2
         .call(
@@ -207,22 +134,12 @@ async fn endpoint_states_acceptance_failure_and_errors() {
         "us-east-1",
         aws_emulator::client::StaticCredentials::new(&operator.access_key_id, "wrong-secret"),
     );
-    assert_eq!(
-        bad.describe_vpc_endpoints(&[]).await.unwrap_err().code(),
-        "AuthFailure"
-    );
+    assert_eq!(bad.describe_vpc_endpoints(&[]).await.unwrap_err().code(), "AuthFailure");
 
     // A region configured as requiring acceptance.
-    env.admin_post(
-        "/_emulator/regions/us-west-2/acceptance-required",
-        json!({}),
-    )
-    .await;
+    env.admin_post("/_emulator/regions/us-west-2/acceptance-required", json!({})).await;
     let west = env.ec2(&operator, "us-west-2");
-    let ep = west
-        .create_vpc_endpoint("vpc-11111111", None)
-        .await
-        .unwrap();
+    let ep = west.create_vpc_endpoint("vpc-11111111", None).await.unwrap();
     assert_eq!(ep.state, "pendingAcceptance");
     let url = ep.url.clone().unwrap();
     // Not serving yet: the connection is closed.
@@ -237,17 +154,13 @@ async fn endpoint_states_acceptance_failure_and_errors() {
         )
         .await
         .unwrap();
-    let listed = west
-        .describe_vpc_endpoints(std::slice::from_ref(&ep.vpc_endpoint_id))
-        .await
-        .unwrap();
+    let listed = west.describe_vpc_endpoints(std::slice::from_ref(&ep.vpc_endpoint_id)).await.unwrap();
     assert_eq!(listed[0].state, "available");
     let k = client::kms_client(&url, "us-west-2", &common::creds(&operator));
     k.list_keys().send().await.unwrap();
 
     // An unavailable region: creation ends in `failed`.
-    env.admin_post("/_emulator/regions/eu-central-1/unavailable", json!({}))
-        .await;
+    env.admin_post("/_emulator/regions/eu-central-1/unavailable", json!({})).await;
     let eu = env.ec2(&operator, "eu-central-1");
     let ep = eu.create_vpc_endpoint("vpc-22222222", None).await.unwrap();
     assert_eq!(ep.state, "failed");
@@ -271,10 +184,7 @@ async fn endpoint_listeners_survive_restart() {
     let emu = aws_emulator::Emulator::start(cfg).await.unwrap();
     assert_eq!(emu.operator(), operator);
     let ec2 = aws_emulator::Ec2Client::new(&emu.url(), "us-east-1", common::creds(&operator));
-    let listed = ec2
-        .describe_vpc_endpoints(std::slice::from_ref(&ep.vpc_endpoint_id))
-        .await
-        .unwrap();
+    let listed = ec2.describe_vpc_endpoints(std::slice::from_ref(&ep.vpc_endpoint_id)).await.unwrap();
     assert_eq!(listed[0].state, "available");
     let url2 = listed[0].url.clone().unwrap();
     assert_eq!(url2, url, "same port after restart when it is free");

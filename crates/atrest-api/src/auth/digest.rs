@@ -66,10 +66,7 @@ impl Verifier {
     pub fn from_bytes(b: &[u8]) -> Option<Self> {
         let s = std::str::from_utf8(b).ok()?;
         let (md5, sha) = s.split_once(':')?;
-        Some(Verifier {
-            ha1_md5: md5.to_owned(),
-            ha1_sha256: sha.to_owned(),
-        })
+        Some(Verifier { ha1_md5: md5.to_owned(), ha1_sha256: sha.to_owned() })
     }
 
     fn ha1(&self, alg: Algorithm) -> &str {
@@ -142,11 +139,7 @@ pub fn parse_authorization(header: &str) -> Option<Credentials> {
         };
         *slot = v;
     }
-    if creds.username.is_empty()
-        || creds.nonce.is_empty()
-        || creds.response.is_empty()
-        || creds.uri.is_empty()
-    {
+    if creds.username.is_empty() || creds.nonce.is_empty() || creds.response.is_empty() || creds.uri.is_empty() {
         return None;
     }
     Some(creds)
@@ -227,18 +220,11 @@ pub struct DigestAuth {
 
 impl DigestAuth {
     pub fn new(nonce_ttl: Duration) -> Self {
-        DigestAuth {
-            nonce_key: Zeroizing::new(rand::random()),
-            nonce_ttl,
-            seen: Mutex::new(HashMap::new()),
-        }
+        DigestAuth { nonce_key: Zeroizing::new(rand::random()), nonce_ttl, seen: Mutex::new(HashMap::new()) }
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
+        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
 
     fn mac(&self, body: &[u8]) -> [u8; 16] {
@@ -282,13 +268,7 @@ impl DigestAuth {
     }
 
     /// Verifies `creds` for a request with `method` and raw request target `target`.
-    pub fn verify(
-        &self,
-        creds: &Credentials,
-        verifier: &Verifier,
-        method: &str,
-        target: &str,
-    ) -> Outcome {
+    pub fn verify(&self, creds: &Credentials, verifier: &Verifier, method: &str, target: &str) -> Outcome {
         let Some(alg) = Algorithm::parse(creds.algorithm.as_deref()) else {
             return Outcome::Rejected;
         };
@@ -305,19 +285,9 @@ impl DigestAuth {
             return Outcome::Rejected;
         };
         let ha2 = alg.hash_hex(format!("{method}:{}", creds.uri).as_bytes());
-        let expected = alg.hash_hex(
-            format!(
-                "{}:{}:{nc}:{cnonce}:{qop}:{ha2}",
-                verifier.ha1(alg),
-                creds.nonce
-            )
-            .as_bytes(),
-        );
-        if !bool::from(
-            expected
-                .as_bytes()
-                .ct_eq(creds.response.to_ascii_lowercase().as_bytes()),
-        ) {
+        let expected =
+            alg.hash_hex(format!("{}:{}:{nc}:{cnonce}:{qop}:{ha2}", verifier.ha1(alg), creds.nonce).as_bytes());
+        if !bool::from(expected.as_bytes().ct_eq(creds.response.to_ascii_lowercase().as_bytes())) {
             return Outcome::Rejected;
         }
         let now = Self::now();
@@ -351,10 +321,7 @@ fn uri_matches(uri: &str, target: &str) -> bool {
     if uri == target {
         return true;
     }
-    if let Some(rest) = uri
-        .strip_prefix("http://")
-        .or_else(|| uri.strip_prefix("https://"))
-    {
+    if let Some(rest) = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://")) {
         if let Some(i) = rest.find('/') {
             return &rest[i..] == target;
         }
@@ -366,31 +333,16 @@ fn uri_matches(uri: &str, target: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn respond(
-        alg: Algorithm,
-        v: &Verifier,
-        user: &str,
-        nonce: &str,
-        uri: &str,
-        nc: &str,
-    ) -> Credentials {
+    fn respond(alg: Algorithm, v: &Verifier, user: &str, nonce: &str, uri: &str, nc: &str) -> Credentials {
         let ha2 = alg.hash_hex(format!("GET:{uri}").as_bytes());
-        let response =
-            alg.hash_hex(format!("{}:{nonce}:{nc}:abc:auth:{ha2}", v.ha1(alg)).as_bytes());
+        let response = alg.hash_hex(format!("{}:{nonce}:{nc}:abc:auth:{ha2}", v.ha1(alg)).as_bytes());
         Credentials {
             username: user.into(),
             realm: REALM.into(),
             nonce: nonce.into(),
             uri: uri.into(),
             response,
-            algorithm: Some(
-                if alg == Algorithm::Md5 {
-                    "MD5"
-                } else {
-                    "SHA-256"
-                }
-                .into(),
-            ),
+            algorithm: Some(if alg == Algorithm::Md5 { "MD5" } else { "SHA-256" }.into()),
             qop: Some("auth".into()),
             nc: Some(nc.into()),
             cnonce: Some("abc".into()),
@@ -406,18 +358,10 @@ mod tests {
             let nonce = auth.new_nonce();
             let c = respond(alg, &v, "user", &nonce, "/x?y=1", "00000001");
             assert_eq!(auth.verify(&c, &v, "GET", "/x?y=1"), Outcome::Accepted);
-            assert_eq!(
-                auth.verify(&c, &v, "GET", "/x?y=1"),
-                Outcome::Rejected,
-                "replayed nc"
-            );
+            assert_eq!(auth.verify(&c, &v, "GET", "/x?y=1"), Outcome::Rejected, "replayed nc");
             let c2 = respond(alg, &v, "user", &nonce, "/x?y=1", "00000002");
             assert_eq!(auth.verify(&c2, &v, "GET", "/x?y=1"), Outcome::Accepted);
-            assert_eq!(
-                auth.verify(&c2, &v, "GET", "/other"),
-                Outcome::Rejected,
-                "uri mismatch"
-            );
+            assert_eq!(auth.verify(&c2, &v, "GET", "/other"), Outcome::Rejected, "uri mismatch");
         }
     }
 
@@ -430,14 +374,7 @@ mod tests {
         let c = respond(Algorithm::Md5, &wrong, "user", &nonce, "/x", "00000001");
         assert_eq!(auth.verify(&c, &v, "GET", "/x"), Outcome::Rejected);
         let other = DigestAuth::new(Duration::from_secs(300));
-        let c = respond(
-            Algorithm::Md5,
-            &v,
-            "user",
-            &other.new_nonce(),
-            "/x",
-            "00000001",
-        );
+        let c = respond(Algorithm::Md5, &v, "user", &other.new_nonce(), "/x", "00000001");
         assert_eq!(auth.verify(&c, &v, "GET", "/x"), Outcome::Stale);
     }
 
@@ -461,14 +398,7 @@ mod tests {
         let c = parse_authorization(h).unwrap();
         assert_eq!(c.nonce, "n,1");
         assert_eq!(c.qop.as_deref(), Some("auth"));
-        for bad in [
-            "",
-            "Digest",
-            "Basic abc",
-            "Digest username",
-            "Digest username=\"unterminated",
-            "Digest ==,,",
-        ] {
+        for bad in ["", "Digest", "Basic abc", "Digest username", "Digest username=\"unterminated", "Digest ==,,"] {
             assert!(parse_authorization(bad).is_none(), "{bad}");
         }
     }
@@ -477,13 +407,7 @@ mod tests {
     fn challenge_shape() {
         let c = DigestAuth::new(Duration::from_secs(1)).challenge(false);
         let body = c.strip_prefix("Digest ").unwrap();
-        let keys: Vec<&str> = body
-            .split(", ")
-            .map(|p| p.split('=').next().unwrap())
-            .collect();
-        assert_eq!(
-            keys,
-            ["realm", "domain", "nonce", "algorithm", "qop", "stale"]
-        );
+        let keys: Vec<&str> = body.split(", ").map(|p| p.split('=').next().unwrap()).collect();
+        assert_eq!(keys, ["realm", "domain", "nonce", "algorithm", "qop", "stale"]);
     }
 }

@@ -39,10 +39,7 @@ impl Principal {
         if *org == self.org_id {
             Ok(())
         } else {
-            Err(Error::OrgNotFound {
-                id: org.to_string(),
-            }
-            .into())
+            Err(Error::OrgNotFound { id: org.to_string() }.into())
         }
     }
 }
@@ -51,11 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .ok_or(ApiError(Error::Unauthenticated { stale: false }))
+        parts.extensions.get::<Principal>().cloned().ok_or(ApiError(Error::Unauthenticated { stale: false }))
     }
 }
 
@@ -76,11 +69,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(creds) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(digest::parse_authorization)
+    let Some(creds) =
+        req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(digest::parse_authorization)
     else {
         return challenge(&state, false);
     };
@@ -89,10 +79,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Ok(None) => return challenge(&state, false),
         Err(e) => return error_response(&e),
     };
-    let verifier = match state.sealer.open(
-        &stored.sealed_verifier,
-        stored.key.id.to_string().as_bytes(),
-    ) {
+    let verifier = match state.sealer.open(&stored.sealed_verifier, stored.key.id.to_string().as_bytes()) {
         Ok(bytes) => match Verifier::from_bytes(&bytes) {
             Some(v) => v,
             None => return error_response(&Error::internal("stored verifier is corrupt")),
@@ -103,16 +90,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .extensions()
         .get::<RequestTarget>()
         .map(|t| t.0.clone())
-        .unwrap_or_else(|| {
-            req.uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_default()
-        });
-    match state
-        .digest
-        .verify(&creds, &verifier, req.method().as_str(), &target)
-    {
+        .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default());
+    match state.digest.verify(&creds, &verifier, req.method().as_str(), &target) {
         Outcome::Accepted => {}
         Outcome::Stale => return challenge(&state, true),
         Outcome::Rejected => return challenge(&state, false),

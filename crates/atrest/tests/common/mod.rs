@@ -47,7 +47,7 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
             .args(extra)
             .env("ATREST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -64,29 +64,62 @@ impl Server {
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("atrest printed its URL");
+        let url = rx.recv_timeout(Duration::from_secs(60)).expect("atrest printed its URL");
         let creds = read_credentials(&dir.join("bootstrap-credentials"));
-        Server {
-            child,
-            dir: dir.to_owned(),
-            url,
-            creds,
-            _tmp: None,
-        }
+        Server { child, dir: dir.to_owned(), url, creds, _tmp: None }
     }
 
     pub fn client(&self) -> Client {
-        Client::new(
-            &self.url,
-            &self.creds["ATREST_PUBLIC_KEY"],
-            &self.creds["ATREST_PRIVATE_KEY"],
-        )
+        Client::new(&self.url, &self.creds["ATREST_PUBLIC_KEY"], &self.creds["ATREST_PRIVATE_KEY"])
     }
 
     pub fn org_id(&self) -> String {
         self.creds["ATREST_ORG_ID"].clone()
+    }
+
+    /// The embedded AWS's URL.
+    pub fn aws_url(&self) -> String {
+        read_credentials(&self.dir.join("bootstrap-credentials"))["ATREST_AWS_URL"].clone()
+    }
+
+    /// The customer's side of the embedded AWS, through the official SDKs.
+    pub fn customer(&self) -> Customer {
+        let creds = aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "customer").unwrap();
+        Customer::new(&self.aws_url(), creds)
+    }
+
+    pub fn operator_profile(&self) -> aws_emulator::client::StaticCredentials {
+        aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "operator").unwrap()
+    }
+
+    /// The stored `awsKms` configuration of a project, read straight from the store.
+    pub fn stored_aws_kms(&self, group: &str) -> Option<String> {
+        let conn = rusqlite::Connection::open_with_flags(
+            self.dir.join("atrest.sqlite3"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        conn.query_row("SELECT aws_kms FROM encryption_at_rest WHERE group_id = ?1", [group], |r| r.get(0)).ok()
+    }
+
+    /// Adds a fault rule to the embedded AWS.
+    pub async fn fault(&self, rule: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/_emulator/faults", self.aws_url()))
+            .json(&rule)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "fault rule refused: {}", r.text().await.unwrap_or_default());
+    }
+
+    pub async fn clear_faults(&self) {
+        reqwest::Client::new().delete(format!("{}/_emulator/faults", self.aws_url())).send().await.unwrap();
+    }
+
+    pub async fn events(&self, group: &str) -> Vec<String> {
+        let r = self.client().get(&format!("/api/atlas/v2/groups/{group}/events?itemsPerPage=500")).await.json();
+        r["results"].as_array().unwrap().iter().map(|e| e["eventTypeName"].as_str().unwrap().to_owned()).collect()
     }
 
     /// `kill -9`: no chance to flush or clean up.
@@ -96,10 +129,14 @@ impl Server {
     }
 
     /// Kills the process and starts a new one on the same data directory.
-    pub fn restart(mut self) -> Server {
+    pub fn restart(self) -> Server {
+        self.restart_with(&[])
+    }
+
+    pub fn restart_with(mut self, extra: &[&str]) -> Server {
         self.kill9();
         let tmp = self._tmp.take();
-        let mut next = Server::start_in(&self.dir, &[]);
+        let mut next = Server::start_in(&self.dir, extra);
         next._tmp = tmp;
         next
     }
@@ -111,6 +148,76 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A customer's AWS account: creates keys and roles the way the product page tells them to.
+pub struct Customer {
+    pub kms: aws_sdk_kms::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub account: String,
+}
+
+impl Customer {
+    pub fn new(url: &str, creds: aws_emulator::client::StaticCredentials) -> Customer {
+        Customer {
+            kms: aws_emulator::client::kms_client(url, "us-east-1", &creds),
+            iam: aws_emulator::client::iam_client(url, &creds),
+            account: String::new(),
+        }
+    }
+
+    /// A symmetric key with the default key policy; returns (key id, key ARN).
+    pub async fn create_key(&self) -> (String, String) {
+        let out = self.kms.create_key().description("atrest test key").send().await.unwrap();
+        let m = out.key_metadata().unwrap();
+        (m.key_id().to_owned(), m.arn().unwrap().to_owned())
+    }
+
+    /// The page's IAM role: trust policy naming atrest's principal and the external id, and the
+    /// access policy for one key. Returns the role ARN.
+    pub async fn create_atlas_role(
+        &self,
+        name: &str,
+        atlas_arn: &str,
+        external_id: &str,
+        key_arn: &str,
+        actions: &[&str],
+    ) -> String {
+        let trust = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": atlas_arn},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
+            }]
+        });
+        let role =
+            self.iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await.unwrap();
+        let access = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": actions, "Resource": [key_arn]}]
+        });
+        self.iam
+            .put_role_policy()
+            .role_name(name)
+            .policy_name("atlas-kms-access")
+            .policy_document(access.to_string())
+            .send()
+            .await
+            .unwrap();
+        role.role().unwrap().arn().to_owned()
+    }
+
+    pub async fn disable_key(&self, key: &str) {
+        self.kms.disable_key().key_id(key).send().await.unwrap();
+    }
+
+    pub async fn enable_key(&self, key: &str) {
+        self.kms.enable_key().key_id(key).send().await.unwrap();
+    }
+}
+
+pub const PAGE_ACTIONS: &[&str] = &["kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"];
 
 pub fn read_credentials(path: &Path) -> HashMap<String, String> {
     std::fs::read_to_string(path)
@@ -132,10 +239,7 @@ impl Resp {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
     }
     pub fn content_type(&self) -> String {
-        self.headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
+        self.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
     }
     pub fn error_code(&self) -> String {
         self.json()["errorCode"].as_str().unwrap_or("").to_owned()
@@ -155,9 +259,7 @@ pub struct Challenge {
 }
 
 pub fn parse_challenge_strict(header: &str) -> Result<Challenge, String> {
-    let body = header
-        .strip_prefix("Digest ")
-        .ok_or("not a Digest challenge")?;
+    let body = header.strip_prefix("Digest ").ok_or("not a Digest challenge")?;
     let mut c = Challenge {
         realm: String::new(),
         nonce: String::new(),
@@ -167,9 +269,7 @@ pub fn parse_challenge_strict(header: &str) -> Result<Challenge, String> {
         opaque: None,
     };
     for part in body.split(", ") {
-        let (k, v) = part
-            .split_once('=')
-            .ok_or_else(|| format!("bad directive {part}"))?;
+        let (k, v) = part.split_once('=').ok_or_else(|| format!("bad directive {part}"))?;
         let v = v.trim_matches('"').to_owned();
         match k {
             "realm" => c.realm = v,
@@ -204,15 +304,7 @@ pub fn hash(alg: &str, s: &str) -> String {
 }
 
 /// Builds the Authorization header exactly as the Go client does.
-pub fn authorization(
-    c: &Challenge,
-    alg: &str,
-    user: &str,
-    pass: &str,
-    method: &str,
-    uri: &str,
-    nc: u32,
-) -> String {
+pub fn authorization(c: &Challenge, alg: &str, user: &str, pass: &str, method: &str, uri: &str, nc: u32) -> String {
     let cnonce = hex::encode(rand::random::<[u8; 8]>());
     let ha1 = hash(alg, &format!("{user}:{}:{pass}", c.realm));
     let ha2 = hash(alg, &format!("{method}:{uri}"));
@@ -247,10 +339,7 @@ impl Client {
             pass: pass.into(),
             accept: V2.into(),
             algorithm: "MD5".into(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
         }
     }
 
@@ -259,16 +348,8 @@ impl Client {
         self
     }
 
-    async fn send(
-        &self,
-        method: &Method,
-        path: &str,
-        body: Option<&Value>,
-        auth: Option<String>,
-    ) -> Resp {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
+    async fn send(&self, method: &Method, path: &str, body: Option<&Value>, auth: Option<String>) -> Resp {
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !self.accept.is_empty() {
             req = req.header("Accept", &self.accept);
         }
@@ -276,16 +357,10 @@ impl Client {
             req = req.header("Authorization", a);
         }
         if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
+            req = req.header("Content-Type", "application/json").body(b.to_string());
         }
         let r = req.send().await.expect("request sent");
-        Resp {
-            status: r.status(),
-            headers: r.headers().clone(),
-            text: r.text().await.unwrap_or_default(),
-        }
+        Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() }
     }
 
     /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
@@ -294,22 +369,9 @@ impl Client {
         if first.status != StatusCode::UNAUTHORIZED {
             return first;
         }
-        let header = first
-            .headers
-            .get("www-authenticate")
-            .expect("401 carries a challenge")
-            .to_str()
-            .unwrap();
+        let header = first.headers.get("www-authenticate").expect("401 carries a challenge").to_str().unwrap();
         let c = parse_challenge_strict(header).expect("challenge parses strictly");
-        let auth = authorization(
-            &c,
-            &self.algorithm,
-            &self.user,
-            &self.pass,
-            method.as_str(),
-            path,
-            1,
-        );
+        let auth = authorization(&c, &self.algorithm, &self.user, &self.pass, method.as_str(), path, 1);
         self.send(&method, path, body, Some(auth)).await
     }
 

@@ -57,37 +57,19 @@ impl Env {
         aws_emulator::Ec2Client::new(&self.emu.url(), region, creds(who))
     }
     pub async fn admin_get(&self, path: &str) -> Value {
-        reqwest::get(format!("{}{path}", self.emu.url()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        reqwest::get(format!("{}{path}", self.emu.url())).await.unwrap().json().await.unwrap()
     }
     pub async fn admin_post(&self, path: &str, body: Value) -> Value {
-        let r = reqwest::Client::new()
-            .post(format!("{}{path}", self.emu.url()))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = reqwest::Client::new().post(format!("{}{path}", self.emu.url())).json(&body).send().await.unwrap();
         assert!(r.status().is_success(), "admin {path}: {}", r.status());
         r.json().await.unwrap()
     }
     pub async fn admin_delete(&self, path: &str) {
-        let r = reqwest::Client::new()
-            .delete(format!("{}{path}", self.emu.url()))
-            .send()
-            .await
-            .unwrap();
+        let r = reqwest::Client::new().delete(format!("{}{path}", self.emu.url())).send().await.unwrap();
         assert!(r.status().is_success());
     }
     pub async fn advance_clock(&self, secs: i64) {
-        self.admin_post(
-            "/_emulator/clock",
-            serde_json::json!({"advanceSeconds": secs}),
-        )
-        .await;
+        self.admin_post("/_emulator/clock", serde_json::json!({"advanceSeconds": secs})).await;
     }
 }
 
@@ -123,10 +105,7 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not met in {secs}s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not met in {secs}s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -1,0 +1,50 @@
+//! The key validity reconciler: every interval, each enabled project's key is checked again.
+//! A key problem flips `valid` to false; a network problem changes nothing but is recorded and
+//! retried with backoff; a key that works again flips `valid` back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::Control;
+
+/// One pass: check every configuration that is due. Returns how many were checked.
+pub async fn step(control: &Arc<Control>) -> usize {
+    let due = match control.store.due_checks(time::OffsetDateTime::now_utc()).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "listing due key checks");
+            return 0;
+        }
+    };
+    let count = due.len();
+    let limit = Arc::new(Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for stored in due {
+        let (control, limit) = (control.clone(), limit.clone());
+        tasks.spawn(async move {
+            let _permit = limit.acquire().await;
+            let outcome = control.check_stored(&stored).await;
+            if let Err(e) = control.record_outcome(&stored, &outcome).await {
+                tracing::error!(group = %stored.group_id, error = %e, "recording key check");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    count
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(control: Arc<Control>, shutdown: impl std::future::Future<Output = ()>) {
+    let tick = control.settings.key_check_interval.min(Duration::from_secs(1)).max(Duration::from_millis(50));
+    tokio::pin!(shutdown);
+    loop {
+        step(&control).await;
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = control.nudge.notified() => {}
+            _ = &mut shutdown => return,
+        }
+    }
+}
