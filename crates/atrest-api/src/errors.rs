@@ -275,6 +275,36 @@ pub fn describe(e: &Error) -> Described {
             format!("AWS KMS could not be reached, nothing was changed; retry later: {detail}"),
             vec![],
         ),
+        InvalidRegion { region, provider } => d(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REGION",
+            format!("No region {region} exists for provider {provider}."),
+            vec![region.clone(), provider.clone()],
+        ),
+        PrivateNetworkingNotRequired => d(
+            StatusCode::BAD_REQUEST,
+            "ENCRYPTION_AT_REST_PRIVATE_NETWORKING_NOT_REQUIRED",
+            "Private endpoints for AWS KMS need Encryption at Rest with AWS KMS enabled and requirePrivateNetworking set to true first.".into(),
+            vec![],
+        ),
+        PrivateEndpointExists { region } => d(
+            StatusCode::CONFLICT,
+            "ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_ALREADY_EXISTS",
+            format!("A private endpoint for AWS KMS already exists in region {region}."),
+            vec![region.clone()],
+        ),
+        PrivateEndpointDeleteBlocked { id } => d(
+            StatusCode::CONFLICT,
+            "ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_DELETE_BLOCKED_DURING_PROVISIONING",
+            format!("Private endpoint {id} is still being provisioned (INITIATING); delete it once it has settled."),
+            vec![id.clone()],
+        ),
+        PrivateEndpointNotFound { id } => d(
+            StatusCode::NOT_FOUND,
+            "RESOURCE_NOT_FOUND",
+            format!("Cannot find private endpoint {id}."),
+            vec![id.clone()],
+        ),
         Internal(_) => d(
             StatusCode::INTERNAL_SERVER_ERROR,
             "UNEXPECTED_ERROR",

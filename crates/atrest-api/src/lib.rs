@@ -9,6 +9,7 @@ pub mod encryption_at_rest;
 pub mod errors;
 pub mod events;
 pub mod orgs;
+pub mod private_endpoints;
 pub mod projects;
 
 use std::future::Future;
@@ -42,6 +43,7 @@ fn atlas_routes() -> Router<AppState> {
         .merge(cloud_provider_access::routes())
         .merge(encryption_at_rest::routes())
         .merge(events::routes())
+        .merge(private_endpoints::routes())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -29,7 +29,8 @@ pub enum CloudAccessCmd {
     Create,
     /// Authorize the role: atrest assumes your IAM role with the external id
     #[command(
-        after_help = "Example:\n  atrest cloud-provider-access authorize 6650e1a1c4b2a93f0a1b2c40 \\\n    --role-arn arn:aws:iam::123456789012:role/atrest-kms"
+        after_help = "Example:\n  atrest cloud-provider-access authorize 6650e1a1c4b2a93f0a1b2c40 \\\n    --role-arn arn:aws:iam::123456789012:role/atrest-kms --wait --timeout 300\n\n\
+        With --wait, CANNOT_ASSUME_ROLE is retried until --timeout (then exit 5)."
     )]
     Authorize {
         /// Role id (roleId from `create`)
@@ -37,6 +38,10 @@ pub enum CloudAccessCmd {
         /// ARN of your IAM role
         #[arg(long, value_name = "ARN")]
         role_arn: String,
+        /// With --wait: retry while the answer is CANNOT_ASSUME_ROLE (a new IAM role or trust
+        /// policy takes a while to propagate), until --timeout
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     /// List the project's cloud provider access roles
     #[command(after_help = "Example:\n  atrest cloud-provider-access list")]
@@ -70,7 +75,7 @@ pub fn cloud_access_request(project: &str, cmd: &CloudAccessCmd) -> Request {
     let base = format!("{}/cloudProviderAccess", group_path(project));
     match cmd {
         CloudAccessCmd::Create => Request::post(base, json!({"providerName": "AWS"})),
-        CloudAccessCmd::Authorize { role_id, role_arn } => Request::patch(
+        CloudAccessCmd::Authorize { role_id, role_arn, .. } => Request::patch(
             format!("{base}/{}", seg(role_id)),
             json!({"providerName": "AWS", "iamAssumedRoleArn": role_arn}),
         ),
@@ -88,7 +93,23 @@ pub async fn cloud_access(a: CloudAccessArgs) -> Result<()> {
         CloudAccessCmd::Deauthorize { role_id } => View::Message(format!("Deauthorized role {role_id}")),
         _ => View::Entity(ROLE_COLUMNS),
     };
-    ctx.show(&cloud_access_request(project, &a.cmd), view).await?;
+    let req = cloud_access_request(project, &a.cmd);
+    if let CloudAccessCmd::Authorize { role_id, wait, .. } = &a.cmd {
+        if wait.wait {
+            let label = format!("authorize role {role_id}");
+            let body = wait_for(&label, &wait.timing, async || match ctx.api.send(&req).await {
+                Ok(resp) => Ok(Poll::Done("authorized".into(), resp.body)),
+                Err(CliError::Api { code, .. }) if code == "CANNOT_ASSUME_ROLE" => {
+                    Ok(Poll::Pending("CANNOT_ASSUME_ROLE, retrying".into()))
+                }
+                Err(e) => Err(e),
+            })
+            .await?;
+            output::print(ctx.format, &body, &view);
+            return Ok(());
+        }
+    }
+    ctx.show(&req, view).await?;
     Ok(())
 }
 
@@ -416,7 +437,11 @@ mod tests {
         assert_eq!(r.body, Some(json!({"providerName": "AWS"})));
         let r = cloud_access_request(
             "g1",
-            &CloudAccessCmd::Authorize { role_id: "r1".into(), role_arn: "arn:aws:iam::1:role/x".into() },
+            &CloudAccessCmd::Authorize {
+                role_id: "r1".into(),
+                role_arn: "arn:aws:iam::1:role/x".into(),
+                wait: WaitArgs { wait: false, timing: Timing { timeout: 1, poll_interval: 1.0 } },
+            },
         );
         assert_eq!(r.method, Method::PATCH);
         assert_eq!(r.path, "/api/atlas/v2/groups/g1/cloudProviderAccess/r1");

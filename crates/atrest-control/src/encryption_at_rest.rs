@@ -64,10 +64,11 @@ impl Control {
         group: &ObjectId,
         target: &KeyTarget,
         secret: Option<Zeroizing<String>>,
+        kms_endpoint: Option<String>,
     ) -> CheckOutcome {
         key_check::check(
             &self.aws,
-            CheckRequest { target, secret_access_key: secret, group_id: group.to_string(), kms_endpoint: None },
+            CheckRequest { target, secret_access_key: secret, group_id: group.to_string(), kms_endpoint },
         )
         .await
     }
@@ -76,8 +77,14 @@ impl Control {
     pub(crate) async fn check_stored(&self, stored: &StoredEncryptionAtRest) -> CheckOutcome {
         match self.target_of(&stored.group_id, &stored.aws_kms).await {
             Ok(target) => {
+                // With private networking required and no ACTIVE endpoint, no call is made: that
+                // is a network matter, not the key's.
+                let route = match self.kms_route(&stored.group_id, &stored.aws_kms).await {
+                    Ok(route) => route,
+                    Err(problem) => return CheckOutcome::Unreachable(ear::problem_error(&problem, "").to_string()),
+                };
                 let secret = self.open_secret(&stored.group_id, stored.sealed_secret.as_deref());
-                self.check_key(&stored.group_id, &target, secret).await
+                self.check_key(&stored.group_id, &target, secret, route).await
             }
             Err(problem) => CheckOutcome::Invalid(problem),
         }
@@ -150,7 +157,7 @@ impl Control {
         let facts = Facts {
             project_active: project.state == ProjectState::Active,
             clusters_using_customer_keys: 0,
-            private_endpoints: 0,
+            private_endpoints: self.store.all_private_endpoints(&group).await?.len() as u64,
             role,
         };
         let new_secret = patch.secret_access_key.clone().map(Zeroizing::new);
@@ -179,7 +186,11 @@ impl Control {
                     }
                     _ => None,
                 };
-                match self.check_key(&group, &target, secret).await {
+                let route = self
+                    .kms_route(&group, &next)
+                    .await
+                    .map_err(|problem| ear::problem_error(&problem, &target.key_id))?;
+                match self.check_key(&group, &target, secret, route).await {
                     CheckOutcome::Valid { key_arn } => next.key_arn = Some(key_arn),
                     CheckOutcome::Invalid(problem) => {
                         let e = ear::problem_error(&problem, &target.key_id);

@@ -219,6 +219,14 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
             });
         }
     }
+    // Requiring private networking (or not) changes where calls go, not the key: a valid key
+    // needs no new check, and endpoints can only be created after this is set.
+    let only_routing_changed = current.enabled
+        && current.valid
+        && AwsKms { require_private_networking: current.require_private_networking, ..next.clone() } == *current;
+    if only_routing_changed {
+        return Ok(Plan::Save { next });
+    }
     next.valid = true;
     Ok(Plan::Validate { next, target: KeyTarget { credentials, key_id, aws_region } })
 }

@@ -101,6 +101,18 @@ pub enum Error {
     #[error("KMS unreachable: {detail}")]
     KmsUnreachable { detail: String },
 
+    // Private endpoints.
+    #[error("no region {region} for provider {provider}")]
+    InvalidRegion { region: String, provider: String },
+    #[error("private networking is not required")]
+    PrivateNetworkingNotRequired,
+    #[error("a private endpoint exists in {region}")]
+    PrivateEndpointExists { region: String },
+    #[error("private endpoint {id} is still being provisioned")]
+    PrivateEndpointDeleteBlocked { id: String },
+    #[error("no private endpoint {id}")]
+    PrivateEndpointNotFound { id: String },
+
     // Anything else is our fault, never the client's.
     #[error("internal error: {0}")]
     Internal(String),

@@ -11,6 +11,7 @@ pub mod events;
 pub mod ids;
 pub mod orgs;
 pub mod paging;
+pub mod private_endpoints;
 pub mod projects;
 pub mod regions;
 pub mod roles;

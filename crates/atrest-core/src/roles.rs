@@ -93,6 +93,7 @@ pub enum Operation {
     ReadEncryptionAtRest,
     UpdateEncryptionAtRest,
     ListEvents,
+    ManagePrivateEndpoints,
 }
 
 pub fn requirement(op: Operation) -> Requirement {
@@ -108,7 +109,8 @@ pub fn requirement(op: Operation) -> Requirement {
         | CreateCloudProviderAccess
         | AuthorizeCloudProviderAccess
         | DeauthorizeCloudProviderAccess
-        | UpdateEncryptionAtRest => Requirement::ProjectOwner,
+        | UpdateEncryptionAtRest
+        | ManagePrivateEndpoints => Requirement::ProjectOwner,
     }
 }
 

@@ -5,6 +5,7 @@ mod cloud_provider_access;
 mod encryption_at_rest;
 mod events;
 mod migrations;
+mod private_endpoints;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
 use atrest_core::orgs::Org;
 use atrest_core::paging::Page;
+use atrest_core::private_endpoints::PrivateEndpoint;
 use atrest_core::projects::Project;
 use atrest_core::roles::ProjectRole;
 use atrest_core::{ObjectId, Result};
@@ -101,6 +103,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Enabled configurations whose next check is due at `now`.
     async fn due_checks(&self, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>>;
+
+    /// Inserts an endpoint unless its region is occupied (`PrivateEndpointExists`).
+    async fn insert_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
+    async fn get_private_endpoint(&self, group: &ObjectId, id: &ObjectId) -> Result<Option<PrivateEndpoint>>;
+    async fn list_private_endpoints(&self, group: &ObjectId, page: &Page) -> Result<(Vec<PrivateEndpoint>, u64)>;
+    async fn all_private_endpoints(&self, group: &ObjectId) -> Result<Vec<PrivateEndpoint>>;
+    async fn update_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
+    /// Marks `old` PENDING_RECREATION and inserts `new` for the same region, atomically.
+    async fn recreate_private_endpoint(
+        &self,
+        old: &PrivateEndpoint,
+        new: &PrivateEndpoint,
+        events: &[Event],
+    ) -> Result<()>;
+    async fn delete_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
+    async fn unsettled_private_endpoints(&self) -> Result<Vec<PrivateEndpoint>>;
 
     async fn append_events(&self, events: &[Event]) -> Result<()>;
     /// Newest first.

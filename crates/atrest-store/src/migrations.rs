@@ -1,6 +1,6 @@
 //! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2];
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -68,4 +68,19 @@ CREATE TABLE events (
     details  TEXT NOT NULL
 );
 CREATE INDEX events_by_group ON events (group_id, seq);
+"#;
+
+pub const SQLITE_V3: &str = r#"
+CREATE TABLE private_endpoints (
+    seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+    id              TEXT NOT NULL UNIQUE,
+    group_id        TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    region          TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    error_message   TEXT,
+    aws_endpoint_id TEXT,
+    endpoint_url    TEXT,
+    created         TEXT NOT NULL
+);
+CREATE INDEX private_endpoints_by_group ON private_endpoints (group_id, seq);
 "#;

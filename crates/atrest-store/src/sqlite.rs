@@ -16,8 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use atrest_core::cloud_provider_access::AwsIamRole;
 use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
+use atrest_core::private_endpoints::PrivateEndpoint;
 
-use crate::{cloud_provider_access as roles, encryption_at_rest as ear, events, migrations};
+use crate::{cloud_provider_access as roles, encryption_at_rest as ear, events, migrations, private_endpoints as pes};
 use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
 #[derive(Clone)]
@@ -514,6 +515,67 @@ impl Store for SqliteStore {
 
     async fn due_checks(&self, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>> {
         self.with(move |c| ear::due(c, now)).await
+    }
+
+    async fn insert_private_endpoint(&self, e: &PrivateEndpoint, evs: &[Event]) -> Result<()> {
+        let (e, evs) = (e.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            pes::insert(tx, &e)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn get_private_endpoint(&self, group: &ObjectId, id: &ObjectId) -> Result<Option<PrivateEndpoint>> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.with(move |c| pes::get(c, &group, &id)).await
+    }
+
+    async fn list_private_endpoints(&self, group: &ObjectId, page: &Page) -> Result<(Vec<PrivateEndpoint>, u64)> {
+        let (group, page) = (group.to_string(), *page);
+        self.with(move |c| pes::list(c, &group, &page)).await
+    }
+
+    async fn all_private_endpoints(&self, group: &ObjectId) -> Result<Vec<PrivateEndpoint>> {
+        let group = group.to_string();
+        self.with(move |c| pes::all_of(c, &group)).await
+    }
+
+    async fn update_private_endpoint(&self, e: &PrivateEndpoint, evs: &[Event]) -> Result<()> {
+        let (e, evs) = (e.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            pes::update(tx, &e)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn recreate_private_endpoint(
+        &self,
+        old: &PrivateEndpoint,
+        new: &PrivateEndpoint,
+        evs: &[Event],
+    ) -> Result<()> {
+        let (old, new, evs) = (old.clone(), new.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            pes::update(tx, &old)?;
+            pes::insert(tx, &new)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn delete_private_endpoint(&self, e: &PrivateEndpoint, evs: &[Event]) -> Result<()> {
+        let (e, evs) = (e.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            pes::delete(tx, &e)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn unsettled_private_endpoints(&self) -> Result<Vec<PrivateEndpoint>> {
+        self.with(|c| pes::unsettled(c)).await
     }
 
     async fn append_events(&self, evs: &[Event]) -> Result<()> {

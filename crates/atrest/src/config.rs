@@ -89,6 +89,13 @@ pub struct ServeArgs {
     /// How often every enabled project's key is re-checked, e.g. 60s [default: 60s]
     #[arg(long, env = "ATREST_KEY_CHECK_INTERVAL", value_parser = parse_duration)]
     pub key_check_interval: Option<Duration>,
+    /// How often reconcilers (private endpoints) look at AWS, e.g. 5s [default: 5s]
+    #[arg(long, env = "ATREST_RECONCILE_INTERVAL", value_parser = parse_duration)]
+    pub reconcile_interval: Option<Duration>,
+    /// atrest's VPC for KMS private endpoints: `vpc-id`, or per region `us-east-1=vpc-a,eu-west-1=vpc-b`
+    /// [default: vpc-a7e5e57000000001, which the embedded AWS accepts]
+    #[arg(long, env = "ATREST_AWS_ENDPOINT_VPC")]
+    pub aws_endpoint_vpc: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -107,6 +114,8 @@ struct FileConfig {
     aws_endpoint_ready: Option<String>,
     aws_key_deletion_day: Option<String>,
     key_check_interval: Option<String>,
+    reconcile_interval: Option<String>,
+    aws_endpoint_vpc: Option<String>,
 }
 
 fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
@@ -128,6 +137,8 @@ pub struct Settings {
     pub aws_endpoint_ready: Duration,
     pub aws_key_deletion_day: Duration,
     pub key_check_interval: Duration,
+    pub reconcile_interval: Duration,
+    pub aws_endpoint_vpc: String,
 }
 
 impl Settings {
@@ -167,6 +178,14 @@ impl Settings {
                 .key_check_interval
                 .or(file_duration(file.key_check_interval, "key-check-interval")?)
                 .unwrap_or(Duration::from_secs(60)),
+            reconcile_interval: args
+                .reconcile_interval
+                .or(file_duration(file.reconcile_interval, "reconcile-interval")?)
+                .unwrap_or(Duration::from_secs(5)),
+            aws_endpoint_vpc: args
+                .aws_endpoint_vpc
+                .or(file.aws_endpoint_vpc)
+                .unwrap_or_else(|| "vpc-a7e5e57000000001".into()),
         })
     }
 }

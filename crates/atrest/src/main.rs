@@ -27,6 +27,9 @@ enum Command {
     /// The embedded AWS: run it standalone, or act as the customer (keys, roles, endpoints).
     #[command(subcommand)]
     Aws(aws_emulator::AwsCommand),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    #[command(after_help = "Example:\n  atrest completions bash > /etc/bash_completion.d/atrest")]
+    Completions { shell: String },
     #[command(flatten)]
     Client(atrest_cli::ClientCommand),
 }
@@ -42,6 +45,9 @@ fn main() -> anyhow::Result<()> {
             let settings = config::Settings::resolve(args)?;
             serve::init_logging(&settings);
             runtime()?.block_on(serve::run(settings))
+        }
+        Command::Completions { shell } => {
+            atrest_cli::completions(&shell, &mut <Cli as clap::CommandFactory>::command())
         }
         Command::Aws(cmd) => runtime()?.block_on(aws_emulator::run(cmd)),
         Command::Client(cmd) => {

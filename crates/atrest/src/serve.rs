@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use atrest_control::{Control, ControlSettings};
 use atrest_keys::aws::{Aws, AwsSettings, StaticKeys};
+use atrest_keys::ec2::{Ec2, Ec2Settings};
 
 use crate::config::{AwsMode, LogFormat, Settings};
 
@@ -104,7 +105,26 @@ fn real_operator_keys() -> anyhow::Result<StaticKeys> {
 }
 
 /// Starts the embedded AWS, or connects to the configured one; returns atrest's AWS access.
-async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Option<aws_emulator::Emulator>)> {
+/// `vpc-x`, or `region=vpc-a,region=vpc-b` with an optional bare default among them.
+fn vpc_settings(spec: &str) -> anyhow::Result<(std::collections::HashMap<String, String>, String)> {
+    let mut map = std::collections::HashMap::new();
+    let mut default = "vpc-a7e5e57000000001".to_owned();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((region, vpc)) => {
+                map.insert(region.trim().to_owned(), vpc.trim().to_owned());
+            }
+            None => default = part.to_owned(),
+        }
+    }
+    for vpc in map.values().chain(std::iter::once(&default)) {
+        anyhow::ensure!(vpc.starts_with("vpc-"), "--aws-endpoint-vpc: {vpc} is not a VPC id (vpc-...)");
+    }
+    Ok((map, default))
+}
+
+async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Arc<Ec2>, Option<aws_emulator::Emulator>)> {
+    let (vpc_ids, default_vpc_id) = vpc_settings(&settings.aws_endpoint_vpc)?;
     match settings.aws {
         AwsMode::Embedded => {
             let emulator = aws_emulator::Emulator::start(aws_emulator::EmulatorConfig {
@@ -118,22 +138,29 @@ async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Option<aws_
             .await
             .with_context(|| format!("starting the embedded AWS on {}", settings.aws_listen))?;
             let op = emulator.operator();
+            let operator = StaticKeys::new(&op.access_key_id, &op.secret_access_key);
+            let ec2 = Ec2::new(Ec2Settings { endpoint: Some(emulator.url()), vpc_ids, default_vpc_id }, &operator);
             let aws = Aws::new(AwsSettings {
                 sts_endpoint: Some(emulator.url()),
                 kms_endpoint: Some(emulator.url()),
-                operator: StaticKeys::new(&op.access_key_id, &op.secret_access_key),
+                operator,
                 call_timeout: settings.aws_call_timeout,
             });
-            Ok((Arc::new(aws), Some(emulator)))
+            Ok((Arc::new(aws), Arc::new(ec2), Some(emulator)))
         }
         AwsMode::Real => {
+            let operator = real_operator_keys()?;
+            let ec2 = Ec2::new(
+                Ec2Settings { endpoint: settings.aws_endpoint_url.clone(), vpc_ids, default_vpc_id },
+                &operator,
+            );
             let aws = Aws::new(AwsSettings {
                 sts_endpoint: settings.aws_endpoint_url.clone(),
                 kms_endpoint: settings.aws_endpoint_url.clone(),
-                operator: real_operator_keys()?,
+                operator,
                 call_timeout: settings.aws_call_timeout,
             });
-            Ok((Arc::new(aws), None))
+            Ok((Arc::new(aws), Arc::new(ec2), None))
         }
     }
 }
@@ -144,7 +171,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("atrest.sqlite3"))?);
     let org = bootstrap(store.as_ref(), &sealer, &settings.data_dir).await?;
 
-    let (aws, emulator) = start_aws(&settings).await?;
+    let (aws, ec2, emulator) = start_aws(&settings).await?;
     if let Some(e) = &emulator {
         update_credentials(&settings.data_dir, &[("ATREST_AWS_URL", e.url())])?;
         println!(
@@ -158,16 +185,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         store.clone(),
         sealer.clone(),
         aws,
+        ec2,
         atlas_arn,
-        ControlSettings { key_check_interval: settings.key_check_interval },
+        ControlSettings {
+            key_check_interval: settings.key_check_interval,
+            reconcile_interval: settings.reconcile_interval,
+        },
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let reconciler = {
-        let (control, mut stop) = (control.clone(), stop_rx.clone());
-        tokio::spawn(atrest_control::key_validity::run(control, async move {
-            let _ = stop.changed().await;
-        }))
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.changed().await;
     };
+    let reconcilers = [
+        tokio::spawn(atrest_control::key_validity::run(control.clone(), stopped(stop_rx.clone()))),
+        tokio::spawn(atrest_control::private_endpoints::run(control.clone(), stopped(stop_rx.clone()))),
+    ];
 
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
@@ -182,7 +214,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let state = AppState { store, sealer, digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)), control };
     atrest_api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    let _ = reconciler.await;
+    for r in reconcilers {
+        let _ = r.await;
+    }
     if let Some(e) = emulator {
         e.shutdown().await;
     }

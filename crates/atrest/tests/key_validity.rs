@@ -5,42 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Server, PAGE_ACTIONS};
+use common::{wait_until, Server};
 use serde_json::json;
 
 async fn enabled_project(s: &Server) -> (String, String) {
-    let c = s.client();
-    let customer = s.customer();
-    let g = c.post("/api/atlas/v2/groups", &json!({"name": "validity", "orgId": s.org_id()})).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let role =
-        c.post(&format!("/api/atlas/v2/groups/{g}/cloudProviderAccess"), &json!({"providerName": "AWS"})).await.json();
-    let (key_id, key_arn) = customer.create_key().await;
-    let arn = customer
-        .create_atlas_role(
-            "validity",
-            role["atlasAWSAccountArn"].as_str().unwrap(),
-            role["atlasAssumedRoleExternalId"].as_str().unwrap(),
-            &key_arn,
-            PAGE_ACTIONS,
-        )
-        .await;
-    let role_id = role["roleId"].as_str().unwrap();
-    c.patch(
-        &format!("/api/atlas/v2/groups/{g}/cloudProviderAccess/{role_id}"),
-        &json!({"providerName": "AWS", "iamAssumedRoleArn": arn}),
-    )
-    .await;
-    let r = c
-        .patch(
-            &format!("/api/atlas/v2/groups/{g}/encryptionAtRest"),
-            &json!({"awsKms": {"enabled": true, "customerMasterKeyID": key_id, "region": "US_EAST_1", "roleId": role_id}}),
-        )
-        .await;
-    assert_eq!(r.json()["awsKms"]["valid"], true, "{}", r.text);
-    (g, key_arn)
+    let cmk = s.enable_cmk("validity").await;
+    (cmk.g, cmk.key_arn)
 }
 
 fn stored_valid(s: &Server, g: &str) -> bool {

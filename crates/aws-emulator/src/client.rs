@@ -277,13 +277,15 @@ impl Ec2Client {
 
     /// Call one action; returns the parsed response document.
     pub async fn call(&self, action: &str, params: &[(String, String)]) -> Result<XmlNode, Ec2Error> {
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("Action", action);
-        form.append_pair("Version", "2016-11-15");
-        for (k, v) in params {
-            form.append_pair(k, v);
-        }
-        let body = form.finish();
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action);
+            form.append_pair("Version", "2016-11-15");
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
         let url = format!("{}/", self.endpoint);
         let identity = self.creds.sdk().into();
         let signing_params = aws_sigv4::sign::v4::SigningParams::builder()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use md5::Md5;
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub const V2: &str = "application/vnd.atlas.2023-01-01+json";
@@ -117,6 +117,59 @@ impl Server {
         reqwest::Client::new().delete(format!("{}/_emulator/faults", self.aws_url())).send().await.unwrap();
     }
 
+    /// The product page's first procedure, done: a project with customer key management enabled
+    /// through an authorized role. Returns its ids.
+    pub async fn enable_cmk(&self, name: &str) -> Cmk {
+        let c = self.client();
+        let customer = self.customer();
+        let g = c.post("/api/atlas/v2/groups", &json!({"name": name, "orgId": self.org_id()})).await.json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let role = c
+            .post(&format!("/api/atlas/v2/groups/{g}/cloudProviderAccess"), &json!({"providerName": "AWS"}))
+            .await
+            .json();
+        let (key_id, key_arn) = customer.create_key().await;
+        let role_name = format!("atlas-{name}");
+        let arn = customer
+            .create_atlas_role(
+                &role_name,
+                role["atlasAWSAccountArn"].as_str().unwrap(),
+                role["atlasAssumedRoleExternalId"].as_str().unwrap(),
+                &key_arn,
+                PAGE_ACTIONS,
+            )
+            .await;
+        let role_id = role["roleId"].as_str().unwrap().to_owned();
+        let r = c
+            .patch(
+                &format!("/api/atlas/v2/groups/{g}/cloudProviderAccess/{role_id}"),
+                &json!({"providerName": "AWS", "iamAssumedRoleArn": arn}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let r = c
+            .patch(
+                &format!("/api/atlas/v2/groups/{g}/encryptionAtRest"),
+                &json!({"awsKms": {"enabled": true, "customerMasterKeyID": key_id, "region": "US_EAST_1", "roleId": role_id}}),
+            )
+            .await;
+        assert_eq!(r.json()["awsKms"]["valid"], true, "{}", r.text);
+        Cmk { g, key_id, key_arn, role_id, role_name }
+    }
+
+    /// Calls the embedded AWS's admin API.
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let mut req = reqwest::Client::new().request(method, format!("{}/_emulator/{path}", self.aws_url()));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        assert!(r.status().is_success(), "admin {path}: {}", r.status());
+        r.json().await.unwrap_or(Value::Null)
+    }
+
     pub async fn events(&self, group: &str) -> Vec<String> {
         let r = self.client().get(&format!("/api/atlas/v2/groups/{group}/events?itemsPerPage=500")).await.json();
         r["results"].as_array().unwrap().iter().map(|e| e["eventTypeName"].as_str().unwrap().to_owned()).collect()
@@ -215,6 +268,14 @@ impl Customer {
     pub async fn enable_key(&self, key: &str) {
         self.kms.enable_key().key_id(key).send().await.unwrap();
     }
+}
+
+pub struct Cmk {
+    pub g: String,
+    pub key_id: String,
+    pub key_arn: String,
+    pub role_id: String,
+    pub role_name: String,
 }
 
 pub const PAGE_ACTIONS: &[&str] = &["kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"];
