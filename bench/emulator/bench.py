@@ -290,19 +290,25 @@ def main():
 
     ratios = []
     lines = [
-        "| driver | operation | conc. | atrest req/s | atrest p50 / p99 ms | moto req/s | moto p50 / p99 ms | atrest/moto |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| driver | operation | conc. | atrest req/s | atrest p50 / p99 ms | moto req/s | moto p50 / p99 ms "
+        "| throughput atrest/moto | server CPU µs/req atrest / moto |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for driver in drivers:
         for op in ops:
             for conc in concs:
                 a, m = get(driver, "atrest", op, conc), get(driver, "moto", op, conc)
                 ratio = round(a["throughput"] / m["throughput"], 1) if a and m and m["throughput"] else None
-                ratios.append({"driver": driver, "op": op, "concurrency": conc, "throughput_ratio": ratio})
+                cpu_ratio = None
+                if a and m and a.get("server_cpu_us_per_req") and m.get("server_cpu_us_per_req"):
+                    cpu_ratio = round(m["server_cpu_us_per_req"] / a["server_cpu_us_per_req"], 1)
+                ratios.append({"driver": driver, "op": op, "concurrency": conc, "throughput_ratio": ratio,
+                               "server_cpu_per_request_ratio_moto_over_atrest": cpu_ratio})
+                cpu = lambda r: f"{r['server_cpu_us_per_req']:,.0f}" if r and r.get("server_cpu_us_per_req") else "-"
                 fmt = lambda r: (f"{r['throughput']:,.0f}", f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}") if r else ("-", "-")
                 (at, al), (mt, ml) = fmt(a), fmt(m)
                 lines.append(f"| {driver} | {op} | {conc} | {at} | {al} | {mt} | {ml} | "
-                             f"{'-' if ratio is None else f'{ratio}×'} |")
+                             f"{'-' if ratio is None else f'{ratio}×'} | {cpu(a)} / {cpu(m)} |")
     table = "\n".join(lines)
     print(table)
     result = {

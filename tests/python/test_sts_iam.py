@@ -76,11 +76,11 @@ def test_assume_role_with_external_id(emulator):
 
     # The customer account itself is not named by the trust policy.
     with pytest.raises(ClientError) as e:
-        emulator.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="x", ExternalId=external_id)
+        emulator.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="x1", ExternalId=external_id)
     assert error_code(e) == "AccessDenied"
 
     with pytest.raises(ClientError) as e:
-        sts.assume_role(RoleArn=role["Arn"], RoleSessionName="atlas", ExternalId=external_id, DurationSeconds=60)
+        sts.assume_role(RoleArn=role["Arn"], RoleSessionName="atlas", ExternalId=external_id, DurationSeconds=43200)  # over the role's MaxSessionDuration (3600)
     assert error_code(e) == "ValidationError"
 
 
@@ -93,7 +93,7 @@ def test_assume_role_without_external_id(emulator):
     assert out["Credentials"]["AccessKeyId"].startswith("ASIA")
     missing = f"arn:aws:iam::{emulator.customer.account_id}:role/does-not-exist"
     with pytest.raises(ClientError) as e:
-        emulator.client("sts", emulator.operator).assume_role(RoleArn=missing, RoleSessionName="x")
+        emulator.client("sts", emulator.operator).assume_role(RoleArn=missing, RoleSessionName="x1")
     assert error_code(e) == "AccessDenied"
 
 
@@ -132,9 +132,9 @@ def test_iam_role_lifecycle(emulator):
     assert iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"] == updated
     sts = emulator.client("sts", emulator.operator)
     with pytest.raises(ClientError) as e:
-        sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s", ExternalId="ext-1")
+        sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1", ExternalId="ext-1")
     assert error_code(e) == "AccessDenied"
-    sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s", ExternalId="ext-2")
+    sts.assume_role(RoleArn=role["Arn"], RoleSessionName="s1", ExternalId="ext-2")
 
     access = {
         "Version": "2012-10-17",

@@ -4,7 +4,9 @@
 pub mod api_keys;
 pub mod auth;
 pub mod cloud_provider_access;
+pub mod clusters;
 pub mod conventions;
+pub mod data;
 pub mod encryption_at_rest;
 pub mod errors;
 pub mod events;
@@ -44,6 +46,7 @@ fn atlas_routes() -> Router<AppState> {
         .merge(encryption_at_rest::routes())
         .merge(events::routes())
         .merge(private_endpoints::routes())
+        .merge(clusters::routes())
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -65,6 +68,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest(conventions::V2_PREFIX, atlas_routes())
         .nest(conventions::V1_PREFIX, atlas_routes())
+        .nest("/data/v1", data::routes())
+        .nest("/api/atrest/v1", clusters::extension_routes())
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -151,6 +151,9 @@ async fn read_by_name(
 
 async fn delete(State(s): State<AppState>, who: Principal, Path(group): Path<String>) -> ApiResult<Response> {
     let project = load(&s, &who, Operation::DeleteProject, &group).await?;
+    if project.cluster_count > 0 {
+        return Err(Error::ProjectHasClusters { count: project.cluster_count }.into());
+    }
     s.store.delete_project(&project.id).await?;
     Ok(no_content())
 }

@@ -35,7 +35,7 @@ fn config_details(cfg: &AwsKms) -> serde_json::Value {
 
 impl Control {
     /// The check a stored configuration implies, or why none can be made.
-    async fn target_of(&self, group: &ObjectId, cfg: &AwsKms) -> std::result::Result<KeyTarget, KeyProblem> {
+    pub(crate) async fn target_of(&self, group: &ObjectId, cfg: &AwsKms) -> std::result::Result<KeyTarget, KeyProblem> {
         let key_id = cfg.customer_master_key_id.clone().unwrap_or_default();
         let region = cfg.region.clone().unwrap_or_default();
         let aws_region = regions::to_aws(&region).ok_or(KeyProblem::RegionNotSupported(region))?;
@@ -53,7 +53,7 @@ impl Control {
         Ok(KeyTarget { credentials, key_id, aws_region })
     }
 
-    fn open_secret(&self, group: &ObjectId, sealed: Option<&[u8]>) -> Option<Zeroizing<String>> {
+    pub(crate) fn open_secret(&self, group: &ObjectId, sealed: Option<&[u8]>) -> Option<Zeroizing<String>> {
         let plain = self.sealer.open(sealed?, &secret_context(group)).ok()?;
         String::from_utf8(plain.to_vec()).ok().map(Zeroizing::new)
     }
@@ -126,6 +126,11 @@ impl Control {
         self.store
             .record_check(&stored.group_id, stored.version, valid, key_arn.clone(), next, failures, &events)
             .await?;
+        if !valid {
+            self.lock_customer_key_clusters(&stored.group_id).await;
+        } else if !stored.aws_kms.valid {
+            self.nudge.notify_waiters();
+        }
         let mut cfg = stored.aws_kms.clone();
         cfg.valid = valid;
         if key_arn.is_some() {
@@ -156,7 +161,7 @@ impl Control {
         };
         let facts = Facts {
             project_active: project.state == ProjectState::Active,
-            clusters_using_customer_keys: 0,
+            clusters_using_customer_keys: self.clusters_using_customer_keys(&group).await?,
             private_endpoints: self.store.all_private_endpoints(&group).await?.len() as u64,
             role,
         };

@@ -3,13 +3,17 @@
 //! long-running state from what is persisted.
 
 pub mod cloud_provider_access;
+pub mod clusters;
 pub mod encryption_at_rest;
 pub mod key_validity;
+pub mod kms_wrapper;
 pub mod private_endpoints;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use atrest_core::ObjectId;
 use atrest_keys::aws::Aws;
 use atrest_keys::ec2::Ec2;
 use atrest_keys::Sealer;
@@ -33,25 +37,42 @@ pub struct Control {
     pub settings: ControlSettings,
     /// Wakes the reconcilers when the API changed something they drive.
     pub nudge: tokio::sync::Notify,
+    /// Every cluster's encrypted storage.
+    pub data: Arc<atrest_data::DataPlane>,
+    /// Wraps master keys of clusters with provider NONE.
+    pub service_key: Arc<atrest_data::ServiceKeyWrapper>,
+    /// Clusters a reconcile step is working on (so one cluster is never worked on twice at once).
+    pub busy: Mutex<HashSet<ObjectId>>,
+    /// Live progress of provider switches; the switch itself is resumable from the keyring.
+    pub progress: Mutex<HashMap<ObjectId, atrest_data::Progress>>,
+}
+
+/// What a control plane is made of.
+pub struct Parts {
+    pub store: Arc<dyn Store>,
+    pub sealer: Arc<Sealer>,
+    pub aws: Arc<Aws>,
+    pub ec2: Arc<Ec2>,
+    pub atlas_aws_account_arn: String,
+    pub settings: ControlSettings,
+    pub data: Arc<atrest_data::DataPlane>,
+    pub service_key: Arc<atrest_data::ServiceKeyWrapper>,
 }
 
 impl Control {
-    pub fn new(
-        store: Arc<dyn Store>,
-        sealer: Arc<Sealer>,
-        aws: Arc<Aws>,
-        ec2: Arc<Ec2>,
-        atlas_aws_account_arn: String,
-        settings: ControlSettings,
-    ) -> Arc<Self> {
+    pub fn new(p: Parts) -> Arc<Self> {
         Arc::new(Control {
-            store,
-            sealer,
-            aws,
-            ec2,
-            atlas_aws_account_arn,
-            settings,
+            store: p.store,
+            sealer: p.sealer,
+            aws: p.aws,
+            ec2: p.ec2,
+            atlas_aws_account_arn: p.atlas_aws_account_arn,
+            settings: p.settings,
             nudge: tokio::sync::Notify::new(),
+            data: p.data,
+            service_key: p.service_key,
+            busy: Mutex::new(HashSet::new()),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -113,6 +113,28 @@ pub enum Error {
     #[error("no private endpoint {id}")]
     PrivateEndpointNotFound { id: String },
 
+    // Clusters.
+    #[error("customer key management needs M10 or larger, not {instance_size}")]
+    TenantEncryptionAtRest { instance_size: String },
+    #[error("the project's AWS KMS configuration is not enabled and valid")]
+    EncryptionAtRestNotEnabled,
+    #[error("no cluster named {name}")]
+    ClusterNotFound { name: String, group: String },
+    #[error("a cluster named {name} exists")]
+    ClusterNameTaken { name: String },
+    #[error("cluster {name} is {state}")]
+    ClusterBusy { name: String, state: String },
+    #[error("cluster {name} is paused")]
+    ClusterPaused { name: String },
+    #[error("at most {max} clusters per project")]
+    TooManyClusters { max: usize },
+    #[error("the project still has clusters")]
+    ProjectHasClusters { count: u64 },
+    #[error("the cluster's data is inaccessible: {detail}")]
+    KeyInaccessible { detail: String },
+    #[error("{0}")]
+    DataRequest(String),
+
     // Anything else is our fault, never the client's.
     #[error("internal error: {0}")]
     Internal(String),

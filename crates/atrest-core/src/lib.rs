@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod cloud_provider_access;
+pub mod clusters;
 pub mod encryption_at_rest;
 pub mod error;
 pub mod events;

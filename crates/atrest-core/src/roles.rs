@@ -94,6 +94,14 @@ pub enum Operation {
     UpdateEncryptionAtRest,
     ListEvents,
     ManagePrivateEndpoints,
+    ListClusters,
+    CreateCluster,
+    UpdateCluster,
+    DeleteCluster,
+    /// Turning customer key management on or off for a cluster.
+    ChangeClusterEncryption,
+    ReadData,
+    WriteData,
 }
 
 pub fn requirement(op: Operation) -> Requirement {
@@ -104,13 +112,19 @@ pub fn requirement(op: Operation) -> Requirement {
         CreateApiKey | DeleteApiKey => Requirement::OrgOwner,
         AssignProjectRoles => Requirement::ProjectOwner,
         CreateProject => Requirement::ProjectCreator,
-        ReadProject | ListCloudProviderAccess | ReadEncryptionAtRest | ListEvents => Requirement::ProjectRead,
+        ReadProject | ListCloudProviderAccess | ReadEncryptionAtRest | ListEvents | ListClusters => {
+            Requirement::ProjectRead
+        }
+        CreateCluster | UpdateCluster | DeleteCluster => Requirement::ProjectClusterManager,
+        ReadData => Requirement::DataRead,
+        WriteData => Requirement::DataWrite,
         DeleteProject
         | CreateCloudProviderAccess
         | AuthorizeCloudProviderAccess
         | DeauthorizeCloudProviderAccess
         | UpdateEncryptionAtRest
-        | ManagePrivateEndpoints => Requirement::ProjectOwner,
+        | ManagePrivateEndpoints
+        | ChangeClusterEncryption => Requirement::ProjectOwner,
     }
 }
 

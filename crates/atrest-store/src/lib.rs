@@ -2,6 +2,7 @@
 //! its answer may acknowledge the change: nothing acknowledged is lost by a crash.
 
 mod cloud_provider_access;
+mod clusters;
 mod encryption_at_rest;
 mod events;
 mod migrations;
@@ -11,6 +12,7 @@ mod sqlite;
 use async_trait::async_trait;
 use atrest_core::api_keys::ApiKey;
 use atrest_core::cloud_provider_access::AwsIamRole;
+use atrest_core::clusters::Cluster;
 use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
 use atrest_core::orgs::Org;
@@ -119,6 +121,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn delete_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
     async fn unsettled_private_endpoints(&self) -> Result<Vec<PrivateEndpoint>>;
+
+    /// Inserts a cluster unless its name is taken in the project (`ClusterNameTaken`).
+    async fn insert_cluster(&self, c: &Cluster, events: &[Event]) -> Result<()>;
+    async fn get_cluster(&self, group: &ObjectId, name: &str) -> Result<Option<Cluster>>;
+    async fn list_clusters(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Cluster>, u64)>;
+    async fn all_clusters(&self, group: &ObjectId) -> Result<Vec<Cluster>>;
+    /// Every cluster of every project (for the reconcilers).
+    async fn every_cluster(&self) -> Result<Vec<Cluster>>;
+    async fn update_cluster(&self, c: &Cluster, events: &[Event]) -> Result<()>;
+    async fn delete_cluster(&self, c: &Cluster, events: &[Event]) -> Result<()>;
 
     async fn append_events(&self, events: &[Event]) -> Result<()>;
     /// Newest first.

@@ -1,6 +1,6 @@
 //! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3];
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -83,4 +83,15 @@ CREATE TABLE private_endpoints (
     created         TEXT NOT NULL
 );
 CREATE INDEX private_endpoints_by_group ON private_endpoints (group_id, seq);
+"#;
+
+pub const SQLITE_V4: &str = r#"
+CREATE TABLE clusters (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    id       TEXT NOT NULL UNIQUE,
+    group_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    UNIQUE (group_id, name)
+);
 "#;

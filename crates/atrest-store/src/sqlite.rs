@@ -14,11 +14,14 @@ use atrest_core::{time_fmt, Error, ObjectId, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 
 use atrest_core::cloud_provider_access::AwsIamRole;
+use atrest_core::clusters::Cluster;
 use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
 use atrest_core::private_endpoints::PrivateEndpoint;
 
-use crate::{cloud_provider_access as roles, encryption_at_rest as ear, events, migrations, private_endpoints as pes};
+use crate::{
+    cloud_provider_access as roles, clusters, encryption_at_rest as ear, events, migrations, private_endpoints as pes,
+};
 use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
 #[derive(Clone)]
@@ -185,7 +188,7 @@ fn put_project_roles(tx: &Connection, key: &str, group: &str, roles: &[ProjectRo
 }
 
 const PROJECT_COLUMNS: &str = "id, org_id, name, state, created, tags, with_default_alerts_settings, \
-     (SELECT 0) AS cluster_count";
+     (SELECT COUNT(*) FROM clusters WHERE clusters.group_id = projects.id) AS cluster_count";
 
 type ProjectRow = (String, String, String, String, String, String, bool, i64);
 
@@ -576,6 +579,52 @@ impl Store for SqliteStore {
 
     async fn unsettled_private_endpoints(&self) -> Result<Vec<PrivateEndpoint>> {
         self.with(|c| pes::unsettled(c)).await
+    }
+
+    async fn insert_cluster(&self, c: &Cluster, evs: &[Event]) -> Result<()> {
+        let (c, evs) = (c.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            clusters::insert(tx, &c)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn get_cluster(&self, group: &ObjectId, name: &str) -> Result<Option<Cluster>> {
+        let (group, name) = (group.to_string(), name.to_owned());
+        self.with(move |c| clusters::by_name(c, &group, &name)).await
+    }
+
+    async fn list_clusters(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Cluster>, u64)> {
+        let (group, page) = (group.to_string(), *page);
+        self.with(move |c| clusters::list(c, &group, &page)).await
+    }
+
+    async fn all_clusters(&self, group: &ObjectId) -> Result<Vec<Cluster>> {
+        let group = group.to_string();
+        self.with(move |c| clusters::all_of(c, &group)).await
+    }
+
+    async fn every_cluster(&self) -> Result<Vec<Cluster>> {
+        self.with(|c| clusters::all(c)).await
+    }
+
+    async fn update_cluster(&self, c: &Cluster, evs: &[Event]) -> Result<()> {
+        let (c, evs) = (c.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            clusters::update(tx, &c)?;
+            events::append(tx, &evs)
+        })
+        .await
+    }
+
+    async fn delete_cluster(&self, c: &Cluster, evs: &[Event]) -> Result<()> {
+        let (c, evs) = (c.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            clusters::delete(tx, &c)?;
+            events::append(tx, &evs)
+        })
+        .await
     }
 
     async fn append_events(&self, evs: &[Event]) -> Result<()> {

@@ -165,6 +165,23 @@ async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Arc<Ec2>, O
     }
 }
 
+/// atrest's own key for clusters without customer keys (provider NONE): `<data-dir>/service-key`,
+/// 32 random bytes, mode 0600, created on first start.
+fn service_key(dir: &Path) -> anyhow::Result<atrest_data::ServiceKeyWrapper> {
+    let path = dir.join("service-key");
+    let bytes = match fs::read(&path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let fresh = Zeroizing::new(atrest_data::Key32::random().expose().to_vec());
+            write_private_file(&path, &fresh)?;
+            fresh
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let key = atrest_data::Key32::from_slice(&bytes).context("service-key must be 32 bytes")?;
+    Ok(atrest_data::ServiceKeyWrapper::new(key, "atrest-service-key"))
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     create_data_dir(&settings.data_dir)?;
     let sealer = Arc::new(Sealer::load_or_create(&settings.data_dir)?);
@@ -181,17 +198,19 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let atlas_arn = aws.operator_arn().await.context("learning atrest's own AWS identity (GetCallerIdentity)")?;
-    let control = Control::new(
-        store.clone(),
-        sealer.clone(),
+    let control = Control::new(atrest_control::Parts {
+        store: store.clone(),
+        sealer: sealer.clone(),
         aws,
         ec2,
-        atlas_arn,
-        ControlSettings {
+        atlas_aws_account_arn: atlas_arn,
+        settings: ControlSettings {
             key_check_interval: settings.key_check_interval,
             reconcile_interval: settings.reconcile_interval,
         },
-    );
+        data: Arc::new(atrest_data::DataPlane::new(settings.data_dir.join("clusters"))),
+        service_key: Arc::new(service_key(&settings.data_dir)?),
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stop.changed().await;
@@ -199,6 +218,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let reconcilers = [
         tokio::spawn(atrest_control::key_validity::run(control.clone(), stopped(stop_rx.clone()))),
         tokio::spawn(atrest_control::private_endpoints::run(control.clone(), stopped(stop_rx.clone()))),
+        tokio::spawn(atrest_control::clusters::run(control.clone(), stopped(stop_rx.clone()))),
     ];
 
     let listener =

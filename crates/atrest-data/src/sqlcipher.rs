@@ -1,0 +1,63 @@
+//! SQLCipher connections opened with a raw 256-bit key, and re-encryption by `sqlcipher_export`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{DataError, Result};
+use crate::keys::Key32;
+
+/// Opens `path` keyed with `key` (`PRAGMA key = "x'<hex>'"`: no KDF), checks that the key decrypts
+/// it, then sets WAL (SQLCipher encrypts WAL pages), `synchronous=FULL` and `temp_store=MEMORY`.
+/// With `create == false` a missing file is an error and nothing is written before the key is
+/// verified, so a wrong key leaves the file untouched.
+pub(crate) fn open_keyed(path: &Path, key: &Key32, create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.execute_batch("PRAGMA cipher_memory_security = ON;")?;
+    {
+        // sqlite3_key with the literal `x'<hex>'` is what `PRAGMA key = "x'<hex>'"` does, minus
+        // the copies of the SQL text; SQLCipher keeps the key in its own (wiped) memory.
+        let literal = key.sqlcipher_literal();
+        // SAFETY: the handle is a live connection owned by `conn`; the buffer is valid for
+        // `len` bytes for the duration of the call, which copies it.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_key(conn.handle(), literal.as_ptr().cast(), literal.len() as std::os::raw::c_int)
+        };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            return Err(DataError::Storage(format!("sqlite3_key failed with code {rc}")));
+        }
+    }
+    // Reading the schema decrypts page 1 (and checks its HMAC): a wrong key fails here.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(DataError::Storage(format!("journal_mode is {mode}, not wal")));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
+    Ok(conn)
+}
+
+/// Copies the whole main database of `conn` into a new file `dest` encrypted under `key`.
+pub(crate) fn export(conn: &Connection, dest: &Path, key: &Key32) -> Result<()> {
+    let dest = dest.to_str().ok_or_else(|| DataError::Storage("database path is not UTF-8".into()))?;
+    // An empty file is an empty database; the main connection may lack SQLITE_OPEN_CREATE,
+    // which ATTACH inherits.
+    std::fs::File::create(dest)?;
+    let literal = key.sqlcipher_literal();
+    conn.execute("ATTACH DATABASE ?1 AS atrest_reenc KEY ?2", rusqlite::params![dest, literal.as_str()])?;
+    let result = conn.query_row("SELECT sqlcipher_export('atrest_reenc')", [], |_| Ok(())).map_err(DataError::from);
+    let detached = conn.execute_batch("DETACH DATABASE atrest_reenc").map_err(DataError::from);
+    result.and(detached)
+}
+
+/// The SQLCipher version linked in (`None` when SQLite is not SQLCipher).
+pub fn cipher_version() -> Option<String> {
+    let conn = Connection::open_in_memory().ok()?;
+    conn.query_row("PRAGMA cipher_version", [], |r| r.get(0)).ok()
+}
