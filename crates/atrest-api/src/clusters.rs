@@ -25,7 +25,9 @@ pub fn routes() -> Router<AppState> {
 
 /// atrest-only: a provider switch's progress.
 pub fn extension_routes() -> Router<AppState> {
-    Router::new().route("/groups/{groupId}/clusters/{clusterName}/encryption", get(encryption_status))
+    Router::new()
+        .route("/groups/{groupId}/clusters/{clusterName}/encryption", get(encryption_status))
+        .route("/groups/{groupId}/clusters/{clusterName}/rotateMasterKey", axum::routing::post(rotate))
 }
 
 /// Fields atrest reads; read-only fields are ignored; anything else is refused by name.
@@ -296,6 +298,18 @@ async fn delete(
     let project = projects::load(&s, &who, Operation::DeleteCluster, &group).await?;
     s.control.delete_cluster(&project.id, &name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// atrest-only: rotate the cluster's master keys now (database keys are re-wrapped; no data is rewritten).
+async fn rotate(
+    State(s): State<AppState>,
+    who: Principal,
+    Path((group, name)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let project = projects::load(&s, &who, Operation::ChangeClusterEncryption, &group).await?;
+    let c = s.control.cluster(&project.id, &name).await?;
+    let version = s.control.rotate_master_key(&c).await?;
+    Ok(ok(json!({"clusterName": c.name, "masterKeyVersion": version})))
 }
 
 async fn encryption_status(

@@ -163,9 +163,49 @@ impl Control {
                 if !self.data.is_open(&id) {
                     self.open_cluster(&c).await?;
                 }
+                if self.data.is_open(&id)
+                    && rules::rotation_due(
+                        &c,
+                        self.settings.master_key_rotation_period,
+                        time::OffsetDateTime::now_utc(),
+                    )
+                {
+                    self.rotate_master_key(&c).await?;
+                }
                 Ok(())
             }
         }
+    }
+
+    /// Rotates a cluster's master keys: database keys are re-wrapped, data is not rewritten.
+    pub async fn rotate_master_key(&self, c: &Cluster) -> Result<u32> {
+        let id = c.id.to_string();
+        if c.state != State::Idle {
+            return Err(Error::ClusterBusy { name: c.name.clone(), state: c.state.as_str().into() });
+        }
+        if !self.data.is_open(&id) {
+            return Err(Error::KeyInaccessible { detail: "the cluster's keys are not loaded".into() });
+        }
+        let version = match c.provider {
+            Provider::None => self.data.rotate_master_key(&id, self.service_wrapper()).await,
+            Provider::Aws => {
+                let w = self
+                    .kms_wrapper(&c.group_id)
+                    .await
+                    .map_err(|e| Error::KeyInaccessible { detail: e.to_string() })?;
+                self.data.rotate_master_key(&id, &w).await
+            }
+        }
+        .map_err(|e| Error::KeyInaccessible { detail: e.to_string() })?;
+        let mut next = c.clone();
+        next.master_key_rotated = Some(time_fmt::now());
+        let event = Event::new(
+            c.group_id,
+            "CLUSTER_MASTER_KEY_ROTATED",
+            json!({"clusterName": c.name, "masterKeyVersion": version}),
+        );
+        self.store.update_cluster(&next, &[event]).await?;
+        Ok(version)
     }
 
     /// Opens a cluster's keys if its provider's key can be used now.

@@ -139,6 +139,47 @@ impl Control {
         Ok(cfg)
     }
 
+    /// A CMK change: every customer-key cluster's master keys are re-wrapped under the new key
+    /// (no data is rewritten) before the new configuration is saved; on failure the clusters
+    /// already re-wrapped go back to the old key and nothing changes.
+    async fn rewrap_customer_key_clusters(
+        &self,
+        group: &ObjectId,
+        stored: Option<&StoredEncryptionAtRest>,
+        next: &AwsKms,
+        next_sealed: Option<&[u8]>,
+    ) -> Result<()> {
+        let clusters: Vec<_> = self
+            .store
+            .all_clusters(group)
+            .await?
+            .into_iter()
+            .filter(|c| c.provider == atrest_core::clusters::Provider::Aws)
+            .collect();
+        if clusters.is_empty() {
+            return Ok(());
+        }
+        let Some(stored) = stored else { return Ok(()) };
+        let inaccessible = |e: atrest_data::WrapError| Error::KeyInaccessible { detail: e.to_string() };
+        let old = self
+            .kms_wrapper_for(group, &stored.aws_kms, stored.sealed_secret.as_deref())
+            .await
+            .map_err(inaccessible)?;
+        let new = self.kms_wrapper_for(group, next, next_sealed).await.map_err(inaccessible)?;
+        let mut done: Vec<String> = vec![];
+        for c in &clusters {
+            let id = c.id.to_string();
+            if let Err(e) = self.data.rewrap_master_key(&id, &old, &new).await {
+                for undo in &done {
+                    let _ = self.data.rewrap_master_key(undo, &new, &old).await;
+                }
+                return Err(Error::KeyInaccessible { detail: format!("re-wrapping cluster {}: {e}", c.name) });
+            }
+            done.push(id);
+        }
+        Ok(())
+    }
+
     /// GET: the configuration, re-checked on demand when enabled.
     pub async fn encryption_at_rest(&self, group: &ObjectId) -> Result<AwsKms> {
         let Some(stored) = self.store.get_encryption_at_rest(group).await? else { return Ok(AwsKms::default()) };
@@ -216,6 +257,13 @@ impl Control {
                     (KeyCredentials::Role { .. }, _) => Some(None),
                     _ => None,
                 };
+                if current.enabled && current.key_arn.is_some() && current.key_arn != next.key_arn {
+                    let sealed_next = match &sealed {
+                        Some(s) => s.clone(),
+                        None => stored.as_ref().and_then(|s| s.sealed_secret.clone()),
+                    };
+                    self.rewrap_customer_key_clusters(&group, stored.as_ref(), &next, sealed_next.as_deref()).await?;
+                }
                 let mut events = vec![
                     Event::new(
                         group,

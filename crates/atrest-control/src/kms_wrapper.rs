@@ -64,7 +64,16 @@ impl Control {
             .map_err(|e| WrapError::Unavailable(e.to_string()))?
             .filter(|s| s.aws_kms.enabled)
             .ok_or_else(|| WrapError::Denied("customer key management is not enabled for the project".into()))?;
-        let cfg = &stored.aws_kms;
+        self.kms_wrapper_for(group, &stored.aws_kms, stored.sealed_secret.as_deref()).await
+    }
+
+    /// A wrapper for the CMK a given configuration names (the current one, or one about to be saved).
+    pub async fn kms_wrapper_for(
+        &self,
+        group: &ObjectId,
+        cfg: &atrest_core::encryption_at_rest::AwsKms,
+        sealed_secret: Option<&[u8]>,
+    ) -> Result<KmsWrapper, WrapError> {
         let target = self
             .target_of(group, cfg)
             .await
@@ -75,7 +84,7 @@ impl Control {
             }
             KeyCredentials::AccessKeys { access_key_id } => {
                 let secret = self
-                    .open_secret(group, stored.sealed_secret.as_deref())
+                    .open_secret(group, sealed_secret)
                     .ok_or_else(|| WrapError::Denied("no secret access key".into()))?;
                 StaticKeys::new(access_key_id, &secret)
             }

@@ -25,6 +25,8 @@ pub struct ControlSettings {
     pub key_check_interval: Duration,
     /// How often the private-endpoint reconciler looks at AWS.
     pub reconcile_interval: Duration,
+    /// Master keys rotate at least this often.
+    pub master_key_rotation_period: Duration,
 }
 
 pub struct Control {

@@ -79,6 +79,9 @@ pub struct Cluster {
     pub created: time::OffsetDateTime,
     /// Progress of the running switch, 0..=100.
     pub progress: u8,
+    /// When the master keys were last rotated (creation counts).
+    #[serde(default)]
+    pub master_key_rotated: Option<time::OffsetDateTime>,
 }
 
 pub const MAX_CLUSTERS_PER_PROJECT: usize = 25;
@@ -193,7 +196,13 @@ pub fn create(group_id: ObjectId, new: NewCluster, facts: &ProjectFacts, now: ti
         paused: false,
         created: now,
         progress: 0,
+        master_key_rotated: Some(now),
     })
+}
+
+/// Whether a cluster's master keys are due for their scheduled rotation.
+pub fn rotation_due(c: &Cluster, period: std::time::Duration, now: time::OffsetDateTime) -> bool {
+    c.state == State::Idle && c.master_key_rotated.unwrap_or(c.created) + period <= now
 }
 
 /// What a PATCH may change.

@@ -430,7 +430,18 @@ impl DataPlane {
     }
 
     async fn open_locked(&self, cluster: &Cluster, wrapper: &dyn MasterKeyWrapper) -> Result<()> {
-        if lock(&cluster.state).is_some() {
+        if let Some(st) = lock(&cluster.state).as_ref() {
+            // Already open: no KMS call, but a wrong wrapper is still reported.
+            if let Some(set) = &st.keyring.masters {
+                let given = wrapper.describe();
+                if !given.same_key(&set.wrapper) {
+                    return Err(DataError::WrongWrapper {
+                        cluster: cluster.id.clone(),
+                        expected: set.wrapper.to_string(),
+                        given: given.to_string(),
+                    });
+                }
+            }
             return Ok(());
         }
         let kr =
@@ -832,7 +843,8 @@ impl DataPlane {
     }
 
     /// Opens the cluster with `old_wrapper` if needed, then finishes (or starts) a re-encryption
-    /// to `new_wrapper`.
+    /// to `new_wrapper`. Idempotent: when the cluster is already under `new_wrapper`'s key (a
+    /// switch that finished before a crash), it only opens it with `new_wrapper`.
     pub async fn resume_reencryption(
         &self,
         cluster_id: &str,
@@ -842,6 +854,17 @@ impl DataPlane {
     ) -> Result<Progress> {
         let cluster = self.cluster(cluster_id)?;
         let _admin = cluster.admin.lock().await;
+        let kr = cluster.current_keyring()?;
+        let (old_id, new_id) = (old_wrapper.describe(), new_wrapper.describe());
+        let current = kr.masters.as_ref().ok_or_else(|| DataError::KeyDestroyed(cluster_id.into()))?;
+        if kr.reencryption.is_none() && !old_id.same_key(&new_id) && current.wrapper.same_key(&new_id) {
+            self.open_locked(&cluster, new_wrapper).await?;
+            let n = kr.databases.len() as u64;
+            let bytes = kr.databases.keys().map(|db| file_len(&cluster.db_path(db))).sum();
+            let done = Progress { databases_done: n, databases_total: n, bytes_done: bytes, bytes_total: bytes };
+            progress(done);
+            return Ok(done);
+        }
         self.open_locked(&cluster, old_wrapper).await?;
         self.reencrypt_locked(&cluster, new_wrapper, &progress).await
     }
@@ -927,7 +950,7 @@ impl DataPlane {
         let st = guard.as_mut().ok_or_else(|| DataError::KeyInaccessible(id.into()))?;
         let mut kr = st.keyring.clone();
         let p = kr.reencryption.take().ok_or_else(|| DataError::Storage("re-encryption vanished".into()))?;
-        let done = progress_of(&p);
+        let done = Progress { bytes_done: p.bytes_total, ..progress_of(&p) };
         kr.masters = Some(p.target);
         kr.databases = p.databases;
         kr.generation += 1;
@@ -962,7 +985,7 @@ impl DataPlane {
                 fs::remove_file(&leftover)?;
             }
         }
-        let size = file_len(&path) + file_len(&with_suffix(&path, "-wal"));
+        let size = file_len(&path);
         if path.exists() {
             if guard.is_none() {
                 let old_key = old_key.ok_or_else(|| DataError::Corrupt(format!("no key for database {db}")))?;

@@ -615,6 +615,13 @@ async fn reencryption_survives_crashes_at_every_step() {
     let new_keys = p.keys_in_memory_for_test("c1");
     assert!(new_keys.iter().all(|k| !old_db_keys.contains(k)), "new database keys");
     p.lock_cluster("c1").unwrap();
+    // Resuming a finished switch (a control plane that crashed before recording it) only opens.
+    let again = DataPlane::new(root.clone());
+    let d = again.resume_reencryption("c1", &*old, &*new, |_| {}).await.unwrap();
+    assert_eq!((d.databases_done, d.databases_total), (3, 3));
+    assert_eq!(again.stats("c1").unwrap().master_key_version, 2);
+    check_all(&again, &expected);
+    again.lock_cluster("c1").unwrap();
     // Only the new wrapper opens it now.
     assert!(matches!(p.open_cluster("c1", &*old).await, Err(DataError::WrongWrapper { .. })));
     p.open_cluster("c1", &*new).await.unwrap();

@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// [default: vpc-a7e5e57000000001, which the embedded AWS accepts]
     #[arg(long, env = "ATREST_AWS_ENDPOINT_VPC")]
     pub aws_endpoint_vpc: Option<String>,
+    /// Clusters' master keys rotate at least this often, e.g. 90d [default: 90d]
+    #[arg(long, env = "ATREST_MASTER_KEY_ROTATION_PERIOD", value_parser = parse_duration)]
+    pub master_key_rotation_period: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -116,6 +119,7 @@ struct FileConfig {
     key_check_interval: Option<String>,
     reconcile_interval: Option<String>,
     aws_endpoint_vpc: Option<String>,
+    master_key_rotation_period: Option<String>,
 }
 
 fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
@@ -139,6 +143,7 @@ pub struct Settings {
     pub key_check_interval: Duration,
     pub reconcile_interval: Duration,
     pub aws_endpoint_vpc: String,
+    pub master_key_rotation_period: Duration,
 }
 
 impl Settings {
@@ -186,6 +191,10 @@ impl Settings {
                 .aws_endpoint_vpc
                 .or(file.aws_endpoint_vpc)
                 .unwrap_or_else(|| "vpc-a7e5e57000000001".into()),
+            master_key_rotation_period: args
+                .master_key_rotation_period
+                .or(file_duration(file.master_key_rotation_period, "master-key-rotation-period")?)
+                .unwrap_or(Duration::from_secs(90 * 86400)),
         })
     }
 }

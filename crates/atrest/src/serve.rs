@@ -207,6 +207,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         settings: ControlSettings {
             key_check_interval: settings.key_check_interval,
             reconcile_interval: settings.reconcile_interval,
+            master_key_rotation_period: settings.master_key_rotation_period,
         },
         data: Arc::new(atrest_data::DataPlane::new(settings.data_dir.join("clusters"))),
         service_key: Arc::new(service_key(&settings.data_dir)?),
