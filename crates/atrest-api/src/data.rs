@@ -13,7 +13,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
-use crate::conventions::{ok, AtlasJson};
+use crate::conventions::ok;
+
+/// Data API requests carry documents in bulk: up to 16 MiB per request.
+const MAX_DATA_BODY: usize = 16 * 1024 * 1024;
 use crate::errors::ApiResult;
 use crate::{projects, AppState};
 
@@ -66,8 +69,10 @@ async fn action(
     State(s): State<AppState>,
     who: Principal,
     Path((group, name, action)): Path<(String, String, String)>,
-    AtlasJson(body): AtlasJson<ActionBody>,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let bytes = axum::body::to_bytes(req.into_body(), MAX_DATA_BODY).await.map_err(|_| Error::PayloadTooLarge)?;
+    let body: ActionBody = crate::conventions::parse_body(&bytes)?;
     let reads = matches!(action.as_str(), "find" | "findOne");
     let op = if reads { Operation::ReadData } else { Operation::WriteData };
     let project = projects::load(&s, &who, op, &group).await?;

@@ -57,6 +57,13 @@ pub fn is_public(path: &str) -> bool {
     !(path.starts_with("/api/") || path.starts_with("/data/"))
 }
 
+/// Reads and drops the body of a request answered with 401, so that a client still sending it
+/// (every Digest client sends its first request unauthenticated) gets the challenge instead of a
+/// broken connection.
+async fn drain(req: Request) {
+    let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
+}
+
 fn challenge(state: &AppState, stale: bool) -> Response {
     let mut resp = error_response(&Error::Unauthenticated { stale });
     if let Ok(v) = HeaderValue::from_str(&state.digest.challenge(stale)) {
@@ -72,11 +79,15 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(creds) =
         req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(digest::parse_authorization)
     else {
+        drain(req).await;
         return challenge(&state, false);
     };
     let stored = match state.store.find_api_key_by_public(&creds.username).await {
         Ok(Some(stored)) => stored,
-        Ok(None) => return challenge(&state, false),
+        Ok(None) => {
+            drain(req).await;
+            return challenge(&state, false);
+        }
         Err(e) => return error_response(&e),
     };
     let verifier = match state.sealer.open(&stored.sealed_verifier, stored.key.id.to_string().as_bytes()) {
@@ -93,8 +104,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default());
     match state.digest.verify(&creds, &verifier, req.method().as_str(), &target) {
         Outcome::Accepted => {}
-        Outcome::Stale => return challenge(&state, true),
-        Outcome::Rejected => return challenge(&state, false),
+        Outcome::Stale => {
+            drain(req).await;
+            return challenge(&state, true);
+        }
+        Outcome::Rejected => {
+            drain(req).await;
+            return challenge(&state, false);
+        }
     }
     let key = stored.key;
     req.extensions_mut().insert(Principal {
