@@ -12,8 +12,9 @@ The customer then creates the "operator" user, whose keys are atrest's own ident
 moto is single-account (123456789012): customer and operator share it.
 
 What moto cannot model is detected by a direct probe of moto first, then either worked around
-(trust-policy principals, resource-scoped identity policies: the adaptation is printed) or skipped
-with the reason. Every note is printed in a "moto_server as a second AWS" section at the end of the
+(the account-root trust principal, key-ARN-scoped identity policies, CreateKey's default KeyUsage:
+the adaptation is printed) or skipped with the reason (moto's unreadable KMS auth errors, key
+policies beyond a Deny on kms:DescribeKey). Every note is printed in a "moto_server as a second AWS" section at the end of the
 pytest run, and skip reasons are the pytest skip reasons.
 """
 
@@ -22,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -148,12 +148,6 @@ def _moto_server_exe():
     return exe
 
 
-def _free_loopback_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Moto:
     def __init__(self, url):
         self.url = url
@@ -194,28 +188,19 @@ def moto(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("moto")
     env = _clean_env()
     env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(BOOTSTRAP_UNAUTHENTICATED_CALLS)
-    last_error = None
-    for _ in range(3):  # a free port can be taken between probing and binding: try again
-        port = _free_loopback_port()
-        proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(port)],
-            cwd=workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-            text=True,
-        )
-        lines = _Lines(proc.stdout, workdir / "moto_server.log")
-        try:
-            m = lines.wait_for(r"Running on (http://127\.0\.0\.1:\d+)", proc, START_TIMEOUT, "moto_server")
-            break
-        except RuntimeError as e:
-            last_error = e
-            _stop(proc)
-    else:
-        raise RuntimeError(f"moto_server did not start: {last_error}")
+    # Port 0: the kernel picks a free loopback port and moto_server prints it ("Running on URL").
+    proc = subprocess.Popen(
+        [exe, "-H", "127.0.0.1", "-p", "0"],
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    lines = _Lines(proc.stdout, workdir / "moto_server.log")
     try:
+        m = lines.wait_for(r"Running on (http://127\.0\.0\.1:\d+)", proc, START_TIMEOUT, "moto_server")
         moto = Moto(m.group(1))
         # The three unauthenticated requests (any keys are accepted while they last).
         anon = moto.client("iam", ("AKIAANONYMOUSBOOTSTR", "bootstrap"))
@@ -376,9 +361,25 @@ class Customer:
         self.iam = moto.customer("iam")
         self._root_principal_ok = None
         self._key_resource_ok = None
+        self._default_key_usage = None
 
     def create_key(self):
-        meta = self.kms.create_key(Description=f"atrest moto {uuid.uuid4()}")["KeyMetadata"]
+        """A symmetric encryption key, as `aws kms create-key` makes it by default on AWS."""
+        if self._default_key_usage is None:
+            meta = self.kms.create_key(Description=f"atrest moto probe {uuid.uuid4()}")["KeyMetadata"]
+            described = self.kms.describe_key(KeyId=meta["KeyId"])["KeyMetadata"]
+            self._default_key_usage = described.get("KeyUsage") or ""
+            if self._default_key_usage != "ENCRYPT_DECRYPT":
+                self.notes.add(
+                    "ADAPTED",
+                    "moto's CreateKey without KeyUsage leaves KeyUsage out of DescribeKey "
+                    f"(got {described.get('KeyUsage')!r}; AWS answers ENCRYPT_DECRYPT), and atrest refuses a key "
+                    "whose usage is not ENCRYPT_DECRYPT (INVALID_ATTRIBUTE); keys are created with "
+                    "KeyUsage=ENCRYPT_DECRYPT and KeySpec=SYMMETRIC_DEFAULT given explicitly",
+                )
+        meta = self.kms.create_key(
+            Description=f"atrest moto {uuid.uuid4()}", KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT"
+        )["KeyMetadata"]
         return meta["KeyId"], meta["Arn"]
 
     def assume_as_operator(self, role_arn, external_id):
@@ -393,10 +394,10 @@ class Customer:
         if self._root_principal_ok is None:
             name = f"probe-root-{uuid.uuid4().hex[:8]}"
             arn = self.iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=_trust_policy(f"arn:aws:iam::{self.moto.account_id}:root", "x")
+                RoleName=name, AssumeRolePolicyDocument=_trust_policy(f"arn:aws:iam::{self.moto.account_id}:root", "probe-external-id")
             )["Role"]["Arn"]
             try:
-                self.assume_as_operator(arn, "x")
+                self.assume_as_operator(arn, "probe-external-id")
                 self._root_principal_ok = True
             except ClientError as e:
                 assert e.response["Error"]["Code"] == "AccessDenied", e.response
@@ -423,10 +424,10 @@ class Customer:
             key_id, key_arn = self.create_key()
             name = f"probe-res-{uuid.uuid4().hex[:8]}"
             arn = self.iam.create_role(
-                RoleName=name, AssumeRolePolicyDocument=_trust_policy(self.trust_principals("x"), "x")
+                RoleName=name, AssumeRolePolicyDocument=_trust_policy(self.trust_principals("probe-atlas-arn"), "probe-external-id")
             )["Role"]["Arn"]
             self.iam.put_role_policy(RoleName=name, PolicyName="kms", PolicyDocument=_admin_policy(PAGE_ACTIONS, [key_arn]))
-            kms = self.moto.client("kms", self.assume_as_operator(arn, "x"))
+            kms = self.moto.client("kms", self.assume_as_operator(arn, "probe-external-id"))
             try:
                 kms.describe_key(KeyId=key_arn)
                 self._key_resource_ok = True
@@ -579,6 +580,11 @@ def test_disabled_key_is_refused(atrest, customer):
     assert customer.kms.describe_key(KeyId=new_id)["KeyMetadata"]["KeyState"] == "Disabled"
     r = p.patch_ear({"customerMasterKeyID": new_id})
     assert_refused_unchanged(p, r, "AWS_KMS_CUSTOMER_MASTER_KEY_NOT_ENABLED", key_id)
+    # The key in use disabled in moto: GET re-checks it and reports it invalid, then valid again.
+    customer.kms.disable_key(KeyId=key_id)
+    assert p.ear()["awsKms"]["valid"] is False
+    customer.kms.enable_key(KeyId=key_id)
+    assert p.ear()["awsKms"]["valid"] is True
 
 
 def test_key_pending_deletion_is_refused(atrest, customer):
@@ -596,6 +602,17 @@ def test_bad_access_keys_are_refused(atrest, customer, moto, moto_auth, notes):
     if not moto_auth:
         skip(notes, test, "moto runs without authentication, so it accepts any access key")
     bogus = ("AKIAAAAAAAAAAAAAAAAA", "wrong-secret-wrong-secret-wrong-secret00")
+    _, key_arn = customer.create_key()
+    p = Project(atrest, _name("legacy-keys"))
+    r = p.patch_ear(
+        {"enabled": True, "customerMasterKeyID": key_arn, "region": "US_EAST_1",
+         "accessKeyID": bogus[0], "secretAccessKey": bogus[1]}
+    )
+    # Whatever moto answers, a refused key is refused and nothing is stored.
+    assert r.status_code >= 400, r.text
+    assert p.ear()["awsKms"].get("enabled") is not True
+    if (r.status_code, error_code(r)) == (400, "INVALID_AWS_CREDENTIALS"):
+        return
     try:
         moto.client("kms", bogus).list_keys()
         skip(notes, test, "moto's authenticating mode accepted an access key it never issued")
@@ -604,17 +621,12 @@ def test_bad_access_keys_are_refused(atrest, customer, moto, moto_auth, notes):
             skip(
                 notes,
                 test,
-                "moto refuses the unknown key with InvalidClientTokenId but serializes it as an XML "
-                "body without x-amzn-ErrorType on KMS (a JSON-protocol service), so no KMS client can "
-                f"read the error code (botocore sees Code={e.response['Error']['Code']!r})",
+                "moto refuses the unknown key (InvalidClientTokenId) but answers KMS, a JSON-protocol "
+                "service, with an XML error body and no x-amzn-ErrorType header, so no KMS client can read "
+                f"the code (botocore sees Code={e.response['Error']['Code']!r}; atrest answered "
+                f"{r.status_code} {error_code(r)} and stored nothing)",
             )
-    _, key_arn = customer.create_key()
-    p = Project(atrest, _name("legacy-keys"))
-    r = p.patch_ear(
-        {"enabled": True, "customerMasterKeyID": key_arn, "region": "US_EAST_1",
-         "accessKeyID": bogus[0], "secretAccessKey": bogus[1]}
-    )
-    assert (r.status_code, error_code(r)) == (400, "INVALID_AWS_CREDENTIALS"), r.text
+    pytest.fail(f"moto refuses the key readably ({e.response['Error']}) but atrest answered {r.status_code} {r.text}")
 
 
 def test_wrong_external_id_cannot_assume_role(atrest, customer, moto, moto_auth, notes):
@@ -645,30 +657,36 @@ def test_role_without_encrypt_permission(atrest, customer, moto, moto_auth, note
     if not moto_auth:
         skip(notes, test, "moto runs without authentication, so it enforces no identity policy")
     p, key_id, key_arn, role_name = enabled_project(atrest, customer, "no-encrypt")
-    # Probe moto with its own role session: is kms:Encrypt refused, and readably?
+    # Does moto refuse kms:Encrypt to a role session whose policy lacks it, and readably?
     probe_id, probe_arn = customer.create_key()
-    probe_role = _name("probe-noenc")
     probe_role_arn = customer.create_atlas_role(
-        probe_role, p.atlas_arn, "probe", [probe_arn], ["kms:Decrypt", "kms:DescribeKey"]
+        _name("probe-noenc"), p.atlas_arn, "probe-external-id", [probe_arn], ["kms:Decrypt", "kms:DescribeKey"]
     )
-    kms = moto.client("kms", customer.assume_as_operator(probe_role_arn, "probe"))
+    kms = moto.client("kms", customer.assume_as_operator(probe_role_arn, "probe-external-id"))
     try:
         kms.encrypt(KeyId=probe_arn, Plaintext=b"\0" * 32)
         skip(notes, test, "moto's authenticating mode does not enforce identity policies for assumed-role sessions")
     except ClientError as e:
-        if not _moto_json_error_readable(e.response):
-            skip(
-                notes,
-                test,
-                "moto enforces the role's identity policy (kms:Encrypt is denied) but answers KMS with "
-                "an XML AccessDenied body and no x-amzn-ErrorType header, which a JSON-protocol KMS "
-                "client (the AWS SDK for Rust) cannot read as AccessDeniedException "
-                f"(botocore sees Code={e.response['Error']['Code']!r})",
-            )
+        probe = e.response
     new_id, new_arn = customer.create_key()
     customer.put_access_policy(role_name, [key_arn, new_arn], ["kms:Decrypt", "kms:DescribeKey"])
     r = p.patch_ear({"customerMasterKeyID": new_id})
-    assert_refused_unchanged(p, r, "NO_PERMISSION_TO_ENCRYPT_DECRYPT", key_id)
+    # Whatever moto answers, the new key is refused and the working configuration stays.
+    assert r.status_code >= 400, r.text
+    ear = p.ear()["awsKms"]
+    assert (ear["customerMasterKeyID"], ear["valid"]) == (key_id, True), ear
+    if (r.status_code, error_code(r)) == (400, "NO_PERMISSION_TO_ENCRYPT_DECRYPT"):
+        return
+    if not _moto_json_error_readable(probe):
+        skip(
+            notes,
+            test,
+            "moto enforces the role's identity policy (kms:Encrypt is denied) but answers KMS, a "
+            "JSON-protocol service, with an XML AccessDenied body and no x-amzn-ErrorType header, so "
+            f"no KMS client can read it as AccessDeniedException (botocore sees Code={probe['Error']['Code']!r}; "
+            f"atrest answered {r.status_code} {error_code(r)} and kept the configuration)",
+        )
+    pytest.fail(f"moto denies kms:Encrypt readably ({probe['Error']}) but atrest answered {r.status_code} {r.text}")
 
 
 def test_key_policy_denying_describe_key(atrest, customer, moto_auth, notes):

@@ -444,7 +444,7 @@ pub enum EventsCmd {
     #[command(after_help = "Example:\n  atrest events list --limit 20")]
     List {
         /// At most N events (itemsPerPage, 1..500)
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
+        #[arg(long, visible_alias = "items-per-page", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=500))]
         limit: Option<u32>,
         /// Page number, from 1
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -9,6 +9,7 @@ mod cmd_clusters;
 mod cmd_ear;
 mod config;
 mod ctx;
+pub mod demo;
 mod error;
 mod http;
 mod output;

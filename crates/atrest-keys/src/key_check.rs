@@ -82,7 +82,10 @@ pub async fn check(aws: &Aws, req: CheckRequest<'_>) -> CheckOutcome {
         "PendingDeletion" | "PendingReplicaDeletion" => return CheckOutcome::Invalid(KeyProblem::KeyPendingDeletion),
         other => return CheckOutcome::Invalid(KeyProblem::KeyUnavailable(format!("key state {other}"))),
     }
-    if info.usage != "ENCRYPT_DECRYPT" || (info.spec != "SYMMETRIC_DEFAULT" && !info.spec.is_empty()) {
+    // An absent KeyUsage/KeySpec means AWS's defaults: ENCRYPT_DECRYPT, SYMMETRIC_DEFAULT.
+    let usage_ok = info.usage.is_empty() || info.usage == "ENCRYPT_DECRYPT";
+    let spec_ok = info.spec.is_empty() || info.spec == "SYMMETRIC_DEFAULT";
+    if !usage_ok || !spec_ok {
         return CheckOutcome::Invalid(KeyProblem::WrongKeyType(format!(
             "the key must be a symmetric ENCRYPT_DECRYPT key, not {} {}",
             info.spec, info.usage

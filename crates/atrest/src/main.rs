@@ -30,6 +30,8 @@ enum Command {
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = "Example:\n  atrest completions bash > /etc/bash_completion.d/atrest")]
     Completions { shell: String },
+    /// Run the product page's whole story (customer keys over private networking), narrated.
+    Demo(atrest_cli::demo::DemoArgs),
     #[command(flatten)]
     Client(atrest_cli::ClientCommand),
 }
@@ -50,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             atrest_cli::completions(&shell, &mut <Cli as clap::CommandFactory>::command())
         }
         Command::Aws(cmd) => runtime()?.block_on(aws_emulator::run(cmd)),
+        Command::Demo(args) => std::process::exit(runtime()?.block_on(atrest_cli::demo::run(args))),
         Command::Client(cmd) => {
             let code = runtime()?.block_on(atrest_cli::run(cmd));
             std::process::exit(code)
