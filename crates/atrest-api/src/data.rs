@@ -83,11 +83,11 @@ async fn action(
     let id = cluster.id.to_string();
     if !s.control.data.is_open(&id) {
         let detail = if cluster.provider == Provider::Aws {
-            "the project's AWS KMS key is not usable (disabled, pending deletion, deleted, or access revoked); the data is kept and is served again when the key is valid"
+            s.control.inaccessible_reason(&project.id)
         } else {
-            "the cluster's keys are not loaded yet"
+            "the cluster's keys are not loaded yet".into()
         };
-        return Err(Error::KeyInaccessible { detail: detail.into() }.into());
+        return Err(Error::KeyInaccessible { detail }.into());
     }
     let data = s.control.data.clone();
     let (db, coll) = (body.database.clone(), body.collection.clone());

@@ -126,6 +126,17 @@ impl Control {
         self.store
             .record_check(&stored.group_id, stored.version, valid, key_arn.clone(), next, failures, &events)
             .await?;
+        if let Ok(mut problems) = self.key_problems.lock() {
+            match outcome {
+                CheckOutcome::Invalid(p) => {
+                    problems.insert(stored.group_id, p.clone());
+                }
+                CheckOutcome::Valid { .. } => {
+                    problems.remove(&stored.group_id);
+                }
+                CheckOutcome::Unreachable(_) => {}
+            }
+        }
         if !valid {
             self.lock_customer_key_clusters(&stored.group_id).await;
         } else if !stored.aws_kms.valid {

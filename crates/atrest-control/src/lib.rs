@@ -47,6 +47,26 @@ pub struct Control {
     pub busy: Mutex<HashSet<ObjectId>>,
     /// Live progress of provider switches; the switch itself is resumable from the keyring.
     pub progress: Mutex<HashMap<ObjectId, atrest_data::Progress>>,
+    /// Why each project's key failed its last check (a cache of the last outcome, for messages).
+    pub key_problems: Mutex<HashMap<ObjectId, atrest_core::encryption_at_rest::KeyProblem>>,
+}
+
+impl Control {
+    /// Why a customer-key cluster of `group` cannot serve data, in words for its users.
+    pub fn inaccessible_reason(&self, group: &ObjectId) -> String {
+        use atrest_core::encryption_at_rest::KeyProblem;
+        match self.key_problems.lock().ok().and_then(|m| m.get(group).cloned()) {
+            Some(KeyProblem::KeyNotFound { .. }) => {
+                "the project's customer master key no longer exists in AWS KMS (deleted): the data encrypted under it can never be read again".into()
+            }
+            Some(KeyProblem::KeyDisabled) => "the project's customer master key is disabled in AWS KMS; enable it to serve the data again".into(),
+            Some(KeyProblem::KeyPendingDeletion) => {
+                "the project's customer master key is pending deletion in AWS KMS; cancel the deletion to serve the data again".into()
+            }
+            Some(p) => format!("atrest cannot use the project's customer master key ({p:?}); restore access to serve the data again"),
+            None => "the project's AWS KMS key is not usable right now; the data is kept and is served again when the key is valid".into(),
+        }
+    }
 }
 
 /// What a control plane is made of.
@@ -75,6 +95,7 @@ impl Control {
             service_key: p.service_key,
             busy: Mutex::new(HashSet::new()),
             progress: Mutex::new(HashMap::new()),
+            key_problems: Mutex::new(HashMap::new()),
         })
     }
 }
