@@ -269,6 +269,12 @@ pub fn describe(e: &Error) -> Described {
             format!("Private networking is required and region {region} has no ACTIVE private endpoint for AWS KMS."),
             vec![region.clone()],
         ),
+        MultiRegionClusterNeedsMultiRegionKey { cluster } => d(
+            StatusCode::BAD_REQUEST,
+            "ENCRYPTION_AT_REST_PRIVATE_NETWORKING_REQUIRES_MULTI_REGION_KEY",
+            format!("Cluster {cluster} spans several regions and the key is single-region: use a multi-region key (mrk-) replicated into each region before requiring private networking."),
+            vec![cluster.clone()],
+        ),
         KmsUnreachable { detail } => d(
             StatusCode::SERVICE_UNAVAILABLE,
             "AWS_KMS_UNREACHABLE",

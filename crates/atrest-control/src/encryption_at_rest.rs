@@ -216,6 +216,14 @@ impl Control {
             clusters_using_customer_keys: self.clusters_using_customer_keys(&group).await?,
             private_endpoints: self.store.all_private_endpoints(&group).await?.len() as u64,
             role,
+            multi_region_clusters: self
+                .store
+                .all_clusters(&group)
+                .await?
+                .into_iter()
+                .filter(|c| c.regions.len() > 1)
+                .map(|c| c.name)
+                .collect(),
         };
         let new_secret = patch.secret_access_key.clone().map(Zeroizing::new);
         let plan = ear::plan(&current, patch, &facts)?;

@@ -44,6 +44,8 @@ pub struct Facts {
     pub private_endpoints: u64,
     /// The role named by the resulting configuration, if any.
     pub role: Option<AwsIamRole>,
+    /// Names of the project's clusters that span more than one region.
+    pub multi_region_clusters: Vec<String>,
 }
 
 /// How atrest reaches the key.
@@ -91,6 +93,11 @@ pub enum CheckOutcome {
     Valid { key_arn: String },
     Invalid(KeyProblem),
     Unreachable(String),
+}
+
+/// `mrk-...`, as a bare id or at the end of a key ARN.
+pub fn is_multi_region_key(key: &str) -> bool {
+    key.rsplit(['/', ':']).next().is_some_and(|id| id.starts_with("mrk-"))
 }
 
 pub fn is_bare_key_id(key: &str) -> bool {
@@ -146,6 +153,14 @@ pub fn plan(current: &AwsKms, patch: AwsKmsPatch, facts: &Facts) -> Result<Plan>
     if let Some(require) = patch.require_private_networking {
         if require && !facts.project_active {
             return Err(Error::ProjectNotActive);
+        }
+        // Each region's KMS traffic goes to that region's endpoint: a multi-region cluster needs a
+        // multi-region key (`mrk-`) replicated into its regions.
+        let key = patch.customer_master_key_id.as_deref().or(current.customer_master_key_id.as_deref()).unwrap_or("");
+        if require && !is_multi_region_key(key) {
+            if let Some(name) = facts.multi_region_clusters.first() {
+                return Err(Error::MultiRegionClusterNeedsMultiRegionKey { cluster: name.clone() });
+            }
         }
         if !require && current.require_private_networking && facts.private_endpoints > 0 {
             return Err(Error::PrivateEndpointsExist { count: facts.private_endpoints });
@@ -361,6 +376,25 @@ mod tests {
         assert_eq!(plan(&next, off.clone(), &pe), Err(Error::PrivateEndpointsExist { count: 1 }));
         let Plan::Save { next: disabled } = plan(&next, off, &facts(&r)).unwrap() else { panic!() };
         assert!(!disabled.enabled && disabled.role_based_ever);
+    }
+
+    #[test]
+    fn private_networking_needs_a_multi_region_key_for_multi_region_clusters() {
+        let r = role(true);
+        let Plan::Validate { next, .. } = plan(&AwsKms::default(), enable_patch(&r), &facts(&r)).unwrap() else {
+            panic!()
+        };
+        let f = Facts { multi_region_clusters: vec!["global".into()], ..facts(&r) };
+        let require = AwsKmsPatch { require_private_networking: Some(true), ..Default::default() };
+        assert_eq!(
+            plan(&next, require.clone(), &f),
+            Err(Error::MultiRegionClusterNeedsMultiRegionKey { cluster: "global".into() })
+        );
+        assert!(plan(&next, require.clone(), &facts(&r)).is_ok());
+        let mrk =
+            AwsKms { customer_master_key_id: Some("arn:aws:kms:us-east-1:123456789012:key/mrk-0123".into()), ..next };
+        assert!(plan(&mrk, require, &f).is_ok());
+        assert!(is_multi_region_key("mrk-1234abcd") && !is_multi_region_key("1234abcd"));
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub enum Error {
     NoPermissionToEncryptDecrypt { detail: String },
     #[error("no active private endpoint in {region}")]
     PrivateEndpointUnavailable { region: String },
+    #[error("cluster {cluster} spans regions but the key is single-region")]
+    MultiRegionClusterNeedsMultiRegionKey { cluster: String },
     #[error("KMS unreachable: {detail}")]
     KmsUnreachable { detail: String },
 

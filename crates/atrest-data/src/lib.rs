@@ -27,7 +27,7 @@ pub use keys::{
     canonical_context, parse_service_blob, CountingWrapper, FormatError, Key32, MasterKeyWrapper, ServiceKeyWrapper,
     WrapError, WrappedDbKey, WrapperId, ALG_AES256_GCM, DB_KEY_FORMAT_V1, KEY_LEN, SERVICE_BLOB_V1,
 };
-pub use plane::{ClusterStats, CrashPoint, DataPlane, Progress};
+pub use plane::{ClusterStats, CrashHook, CrashPoint, DataPlane, Progress};
 pub use sqlcipher::cipher_version;
 
 #[cfg(test)]

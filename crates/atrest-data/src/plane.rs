@@ -62,7 +62,8 @@ pub enum CrashPoint {
     DatabaseDone(String),
 }
 
-type CrashHook = Arc<dyn Fn(&CrashPoint) + Send + Sync>;
+#[doc(hidden)]
+pub type CrashHook = Arc<dyn Fn(&CrashPoint) + Send + Sync>;
 
 /// Every cluster's documents, encrypted at rest. Cheap to clone (shared state).
 ///
@@ -267,7 +268,7 @@ impl DataPlane {
     }
 
     #[doc(hidden)]
-    pub fn set_crash_hook(&self, hook: Option<Arc<dyn Fn(&CrashPoint) + Send + Sync>>) {
+    pub fn set_crash_hook(&self, hook: Option<CrashHook>) {
         *lock(&self.inner.crash_hook) = hook;
     }
 

@@ -15,7 +15,7 @@ use crate::{Emulator, EmulatorConfig};
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Directory for the emulator's database, root key and aws-credentials file.
-    #[arg(long, env = "ATREST_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "ATREST_DATA_DIR", default_value = "atrest-data")]
     pub data_dir: PathBuf,
     /// Address of the emulator's public and admin listener.
     #[arg(long, env = "ATREST_AWS_LISTEN", default_value = "127.0.0.1:4566")]
@@ -48,7 +48,8 @@ impl ServeArgs {
     }
 }
 
-/// Where and as whom client commands talk.
+// Where and as whom client commands talk (a plain comment: clap would show a doc comment as the
+// description of every subcommand that flattens these arguments).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// Emulator (or AWS-compatible) endpoint.
@@ -60,7 +61,7 @@ pub struct ClientArgs {
     #[arg(long, env = "ATREST_AWS_PROFILE", default_value = "customer")]
     pub profile: String,
     /// Data directory holding `aws-credentials`.
-    #[arg(long, env = "ATREST_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "ATREST_DATA_DIR", default_value = "atrest-data")]
     pub data_dir: PathBuf,
     /// Explicit credentials file (default: <data-dir>/aws-credentials).
     #[arg(long, env = "AWS_SHARED_CREDENTIALS_FILE")]
@@ -103,22 +104,26 @@ pub enum AwsCommand {
         #[arg(long)]
         multi_region: bool,
     },
+    /// KMS DescribeKey.
     DescribeKey {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS ListKeys.
     ListKeys {
         #[command(flatten)]
         conn: ClientArgs,
     },
+    /// KMS GetKeyPolicy.
     GetKeyPolicy {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS PutKeyPolicy.
     PutKeyPolicy {
         #[command(flatten)]
         conn: ClientArgs,
@@ -128,18 +133,21 @@ pub enum AwsCommand {
         #[arg(long)]
         policy: String,
     },
+    /// KMS EnableKey.
     EnableKey {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS DisableKey.
     DisableKey {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS ScheduleKeyDeletion.
     ScheduleKeyDeletion {
         #[command(flatten)]
         conn: ClientArgs,
@@ -148,12 +156,14 @@ pub enum AwsCommand {
         #[arg(long, default_value_t = 30)]
         pending_window_in_days: i32,
     },
+    /// KMS CancelKeyDeletion.
     CancelKeyDeletion {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS ReplicateKey.
     ReplicateKey {
         #[command(flatten)]
         conn: ClientArgs,
@@ -162,12 +172,14 @@ pub enum AwsCommand {
         #[arg(long)]
         replica_region: String,
     },
+    /// KMS RotateKeyOnDemand.
     RotateKeyOnDemand {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         key_id: String,
     },
+    /// KMS CreateAlias.
     CreateAlias {
         #[command(flatten)]
         conn: ClientArgs,
@@ -190,12 +202,14 @@ pub enum AwsCommand {
         #[arg(long)]
         max_session_duration: Option<i32>,
     },
+    /// IAM GetRole.
     GetRole {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         role_name: String,
     },
+    /// IAM UpdateAssumeRolePolicy.
     UpdateAssumeRolePolicy {
         #[command(flatten)]
         conn: ClientArgs,
@@ -216,6 +230,7 @@ pub enum AwsCommand {
         #[arg(long)]
         policy_document: String,
     },
+    /// IAM DeleteRolePolicy.
     DeleteRolePolicy {
         #[command(flatten)]
         conn: ClientArgs,
@@ -229,12 +244,14 @@ pub enum AwsCommand {
         #[command(flatten)]
         conn: ClientArgs,
     },
+    /// EC2 AcceptEndpoint.
     AcceptEndpoint {
         #[command(flatten)]
         conn: ClientArgs,
         #[arg(long)]
         vpc_endpoint_id: String,
     },
+    /// EC2 RejectEndpoint.
     RejectEndpoint {
         #[command(flatten)]
         conn: ClientArgs,
