@@ -6,8 +6,6 @@ use atrest_core::roles::{Grants, Operation};
 use atrest_core::{time_fmt, Error, ObjectId};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{get, patch};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -15,13 +13,15 @@ use crate::auth::digest::Verifier;
 use crate::auth::Principal;
 use crate::conventions::{no_content, ok, path_id, AtlasJson, Ctx, Paging};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{orgId}/apiKeys", get(list).post(create))
-        .route("/orgs/{orgId}/apiKeys/{apiUserId}", get(read).delete(delete))
-        .route("/groups/{groupId}/apiKeys/{apiUserId}", patch(assign))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/orgs/{orgId}/apiKeys", list)
+        .post("/orgs/{orgId}/apiKeys", create)
+        .get("/orgs/{orgId}/apiKeys/{apiUserId}", read)
+        .delete("/orgs/{orgId}/apiKeys/{apiUserId}", delete)
+        .patch("/groups/{groupId}/apiKeys/{apiUserId}", assign)
 }
 
 const REDACTED: &str = "********-****-****-************";

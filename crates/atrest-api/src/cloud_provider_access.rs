@@ -5,21 +5,21 @@ use atrest_core::roles::Operation;
 use atrest_core::{time_fmt, Error};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::{delete, get};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{no_content, ok, path_id, AtlasJson};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{groupId}/cloudProviderAccess", get(list).post(create))
-        .route("/groups/{groupId}/cloudProviderAccess/{roleId}", get(read).patch(authorize))
-        .route("/groups/{groupId}/cloudProviderAccess/{cloudProvider}/{roleId}", delete(deauthorize))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/groups/{groupId}/cloudProviderAccess", list)
+        .post("/groups/{groupId}/cloudProviderAccess", create)
+        .get("/groups/{groupId}/cloudProviderAccess/{roleId}", read)
+        .patch("/groups/{groupId}/cloudProviderAccess/{roleId}", authorize)
+        .delete("/groups/{groupId}/cloudProviderAccess/{cloudProvider}/{roleId}", deauthorize)
 }
 
 /// `CloudProviderAccessRoleRequest`: only `providerName` is writable; read-only fields are ignored.

@@ -7,27 +7,28 @@ use atrest_core::{time_fmt, Error};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{ok, AtlasJson, Ctx, Paging};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{groupId}/clusters", get(list).post(create))
-        .route("/groups/{groupId}/clusters/{clusterName}", get(read).patch(update).delete(delete))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/groups/{groupId}/clusters", list)
+        .post("/groups/{groupId}/clusters", create)
+        .get("/groups/{groupId}/clusters/{clusterName}", read)
+        .patch("/groups/{groupId}/clusters/{clusterName}", update)
+        .delete("/groups/{groupId}/clusters/{clusterName}", delete)
 }
 
 /// atrest-only: a provider switch's progress.
-pub fn extension_routes() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{groupId}/clusters/{clusterName}/encryption", get(encryption_status))
-        .route("/groups/{groupId}/clusters/{clusterName}/rotateMasterKey", axum::routing::post(rotate))
+pub fn extension_routes() -> Routes {
+    Routes::new()
+        .get("/groups/{groupId}/clusters/{clusterName}/encryption", encryption_status)
+        .post("/groups/{groupId}/clusters/{clusterName}/rotateMasterKey", rotate)
 }
 
 /// Fields atrest reads; read-only fields are ignored; anything else is refused by name.

@@ -4,11 +4,9 @@
 use atrest_core::clusters::{Provider, State as ClusterState};
 use atrest_core::roles::Operation;
 use atrest_core::Error;
-use atrest_data::{DataError, FindOptions};
+use atrest_dataplane::{DataError, FindOptions};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -16,12 +14,12 @@ use crate::auth::Principal;
 use crate::conventions::ok;
 
 /// Data API requests carry documents in bulk: up to 16 MiB per request.
-const MAX_DATA_BODY: usize = 16 * 1024 * 1024;
+pub const MAX_DATA_BODY: usize = 16 * 1024 * 1024;
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/groups/{groupId}/clusters/{clusterName}/action/{action}", post(action))
+pub fn routes() -> Routes {
+    Routes::new().post("/groups/{groupId}/clusters/{clusterName}/action/{action}", action)
 }
 
 #[derive(Deserialize)]

@@ -5,18 +5,16 @@ use atrest_core::roles::Operation;
 use atrest_core::Error;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{ok, AtlasJson};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/groups/{groupId}/encryptionAtRest", get(read).patch(update))
+pub fn routes() -> Routes {
+    Routes::new().get("/groups/{groupId}/encryptionAtRest", read).patch("/groups/{groupId}/encryptionAtRest", update)
 }
 
 #[derive(Deserialize)]

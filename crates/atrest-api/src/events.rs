@@ -5,17 +5,15 @@ use atrest_core::roles::Operation;
 use atrest_core::time_fmt;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{ok, Ctx, Paging};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/groups/{groupId}/events", get(list))
+pub fn routes() -> Routes {
+    Routes::new().get("/groups/{groupId}/events", list)
 }
 
 fn view(ctx: &Ctx, e: &Event) -> Value {

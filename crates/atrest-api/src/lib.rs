@@ -16,15 +16,20 @@ pub mod projects;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use atrest_core::Error;
 use atrest_keys::Sealer;
 use atrest_store::Store;
+use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::handler::Handler;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::MethodFilter;
 use axum::Router;
+use http_body_util::BodyExt;
 use serde_json::json;
 
 use crate::errors::error_response;
@@ -37,8 +42,64 @@ pub struct AppState {
     pub control: Arc<atrest_control::Control>,
 }
 
-fn atlas_routes() -> Router<AppState> {
-    Router::new()
+/// Routes and the table of what they are (method, path template), built together: a route is
+/// registered only through this builder, so [`route_table`] cannot miss one.
+pub struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, String)>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Routes {
+    pub fn new() -> Self {
+        Routes { router: Router::new(), table: Vec::new() }
+    }
+
+    pub fn on<H, T>(mut self, method: &'static str, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let m = Method::from_bytes(method.as_bytes()).expect("a valid HTTP method");
+        let filter = MethodFilter::try_from(m).expect("a routable HTTP method");
+        self.router = self.router.route(path, axum::routing::on(filter, handler));
+        self.table.push((method, path.to_owned()));
+        self
+    }
+
+    pub fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on("GET", path, handler)
+    }
+    pub fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on("POST", path, handler)
+    }
+    pub fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on("PATCH", path, handler)
+    }
+    pub fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.on("DELETE", path, handler)
+    }
+
+    pub fn merge(mut self, other: Routes) -> Self {
+        self.router = self.router.merge(other.router);
+        self.table.extend(other.table);
+        self
+    }
+
+    pub fn nest(mut self, prefix: &str, other: Routes) -> Self {
+        self.router = self.router.nest(prefix, other.router);
+        self.table.extend(other.table.into_iter().map(|(m, p)| (m, format!("{prefix}{p}"))));
+        self
+    }
+}
+
+fn atlas_routes() -> Routes {
+    Routes::new()
         .merge(orgs::routes())
         .merge(api_keys::routes())
         .merge(projects::routes())
@@ -47,6 +108,21 @@ fn atlas_routes() -> Router<AppState> {
         .merge(events::routes())
         .merge(private_endpoints::routes())
         .merge(clusters::routes())
+}
+
+fn all_routes() -> Routes {
+    Routes::new()
+        .nest(conventions::V2_PREFIX, atlas_routes())
+        .nest(conventions::V1_PREFIX, atlas_routes())
+        .nest("/data/v1", data::routes())
+        .nest("/api/atrest/v1", clusters::extension_routes())
+        .get("/readyz", readyz)
+}
+
+/// Every route the server answers, as (method, path template), from the same builder the router
+/// is made of. Public paths (see [`auth::is_public`]) are among them.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    all_routes().table
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -64,20 +140,72 @@ async fn method_not_allowed(req: Request) -> Response {
     error_response(&Error::MethodNotAllowed { method: req.method().to_string(), path: req.uri().path().to_owned() })
 }
 
+/// The most request body read (and discarded) before answering 413, so that a client still
+/// sending gets the response instead of a reset connection; beyond it the connection is dropped.
+const MAX_DRAIN: usize = 64 * 1024 * 1024;
+
+/// The largest request body a route accepts: 16 MiB for the data API, 1 MiB for the rest.
+pub fn body_limit(path: &str) -> usize {
+    if path.starts_with("/data/") {
+        data::MAX_DATA_BODY
+    } else {
+        conventions::MAX_BODY
+    }
+}
+
+/// Reads the request body up to the route's limit before anything else looks at it; a larger
+/// body (declared or sent) is answered with 413 `PAYLOAD_TOO_LARGE`.
+async fn limit_body(req: Request, next: Next) -> Response {
+    let max = body_limit(req.uri().path());
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (parts, mut body) = req.into_parts();
+    let mut buf = bytes::BytesMut::new();
+    let mut total: usize = 0;
+    let mut over = declared.is_some_and(|n| n > max as u64);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return error_response(&Error::MalformedJson { reason: "the request body could not be read".into() });
+        };
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total > max {
+                over = true;
+                buf = bytes::BytesMut::new();
+            } else if !over {
+                buf.extend_from_slice(&data);
+            }
+            if total > MAX_DRAIN {
+                break;
+            }
+        }
+    }
+    if over {
+        let mut resp = error_response(&Error::PayloadTooLarge);
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    next.run(Request::from_parts(parts, Body::from(buf.freeze()))).await
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .nest(conventions::V2_PREFIX, atlas_routes())
-        .nest(conventions::V1_PREFIX, atlas_routes())
-        .nest("/data/v1", data::routes())
-        .nest("/api/atrest/v1", clusters::extension_routes())
-        .route("/readyz", get(readyz))
+    all_routes()
+        .router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(conventions::versioning))
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .layer(from_fn(limit_body))
         .layer(from_fn(conventions::envelope_and_pretty))
         .with_state(state)
 }
+
+/// How long a client has to send a request's head (request line and headers) once the server
+/// starts reading it; a client that stalls longer is disconnected.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the API on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -85,6 +213,84 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, shutdown, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve`] with a chosen header read timeout. On shutdown it stops accepting, lets requests in
+/// flight finish, closes idle connections, and returns once every connection is done.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    header_read_timeout: Duration,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+
     let app = tower::ServiceExt::map_request(router(state), conventions::normalize);
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app)).with_graceful_shutdown(shutdown).await
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut conns = tokio::task::JoinSet::new();
+    let shutdown = shutdown;
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        while conns.try_join_next().is_some() {}
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut stop = stop_rx.clone();
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(app.clone(), req.map(Body::new))
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table_is_unique_and_everything_but_readyz_needs_credentials() {
+        let table = route_table();
+        let mut seen = std::collections::BTreeSet::new();
+        for (m, p) in &table {
+            assert!(seen.insert((*m, p.clone())), "{m} {p} registered twice");
+        }
+        let public: Vec<_> = table.iter().filter(|(_, p)| auth::is_public(p)).collect();
+        assert_eq!(public, [&("GET", "/readyz".to_owned())]);
+        // The router builds from the same table without panicking on overlaps.
+        let _ = all_routes().router;
+    }
+
+    #[test]
+    fn body_limits() {
+        assert_eq!(body_limit("/api/atlas/v2/groups"), 1024 * 1024);
+        assert_eq!(body_limit("/data/v1/groups/x/clusters/y/action/find"), 16 * 1024 * 1024);
+    }
 }

@@ -5,17 +5,15 @@ use atrest_core::roles::Operation;
 use atrest_core::{time_fmt, Error};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{ok, path_id, Ctx, Paging};
 use crate::errors::ApiResult;
-use crate::AppState;
+use crate::{AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/orgs", get(list)).route("/orgs/{orgId}", get(read))
+pub fn routes() -> Routes {
+    Routes::new().get("/orgs", list).get("/orgs/{orgId}", read)
 }
 
 fn view(ctx: &Ctx, org: &Org) -> Value {

@@ -7,23 +7,20 @@ use atrest_core::Error;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{no_content, ok, path_id, AtlasJson, Paging};
 use crate::errors::ApiResult;
-use crate::{projects, AppState};
+use crate::{projects, AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints", get(list).post(create))
-        .route(
-            "/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}",
-            get(read).delete(delete),
-        )
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints", list)
+        .post("/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints", create)
+        .get("/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}", read)
+        .delete("/groups/{groupId}/encryptionAtRest/{cloudProvider}/privateEndpoints/{endpointId}", delete)
 }
 
 /// `EARPrivateEndpoint`: only `regionName` is writable; read-only fields are ignored.

@@ -7,21 +7,21 @@ use atrest_store::ProjectScope;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::Principal;
 use crate::conventions::{no_content, ok, path_id, query_map, AtlasJson, Ctx, Paging};
 use crate::errors::ApiResult;
-use crate::AppState;
+use crate::{AppState, Routes};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/groups", get(list).post(create))
-        .route("/groups/{groupId}", get(read).delete(delete))
-        .route("/groups/byName/{groupName}", get(read_by_name))
+pub fn routes() -> Routes {
+    Routes::new()
+        .get("/groups", list)
+        .post("/groups", create)
+        .get("/groups/{groupId}", read)
+        .delete("/groups/{groupId}", delete)
+        .get("/groups/byName/{groupName}", read_by_name)
 }
 
 /// The `Group` schema's writable fields; read-only ones are accepted and ignored.

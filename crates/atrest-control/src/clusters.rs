@@ -7,7 +7,7 @@ use std::sync::Arc;
 use atrest_core::clusters::{self as rules, Cluster, ClusterPatch, NewCluster, ProjectFacts, Provider, State};
 use atrest_core::events::Event;
 use atrest_core::{time_fmt, Error, ObjectId, Result};
-use atrest_data::{DataError, MasterKeyWrapper, Progress};
+use atrest_dataplane::{DataError, MasterKeyWrapper, Progress};
 use serde_json::json;
 
 use crate::Control;

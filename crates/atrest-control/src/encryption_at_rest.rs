@@ -171,7 +171,7 @@ impl Control {
             return Ok(());
         }
         let Some(stored) = stored else { return Ok(()) };
-        let inaccessible = |e: atrest_data::WrapError| Error::KeyInaccessible { detail: e.to_string() };
+        let inaccessible = |e: atrest_dataplane::WrapError| Error::KeyInaccessible { detail: e.to_string() };
         let old = self
             .kms_wrapper_for(group, &stored.aws_kms, stored.sealed_secret.as_deref())
             .await

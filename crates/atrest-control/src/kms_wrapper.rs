@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use atrest_core::encryption_at_rest::{CheckOutcome, KeyCredentials};
 use atrest_core::ObjectId;
-use atrest_data::{MasterKeyWrapper, WrapError, WrapperId};
+use atrest_dataplane::{MasterKeyWrapper, WrapError, WrapperId};
 use atrest_keys::aws::{AwsError, Kms, StaticKeys};
 use zeroize::Zeroizing;
 

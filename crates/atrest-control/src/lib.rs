@@ -40,13 +40,13 @@ pub struct Control {
     /// Wakes the reconcilers when the API changed something they drive.
     pub nudge: tokio::sync::Notify,
     /// Every cluster's encrypted storage.
-    pub data: Arc<atrest_data::DataPlane>,
+    pub data: Arc<atrest_dataplane::DataPlane>,
     /// Wraps master keys of clusters with provider NONE.
-    pub service_key: Arc<atrest_data::ServiceKeyWrapper>,
+    pub service_key: Arc<atrest_dataplane::ServiceKeyWrapper>,
     /// Clusters a reconcile step is working on (so one cluster is never worked on twice at once).
     pub busy: Mutex<HashSet<ObjectId>>,
     /// Live progress of provider switches; the switch itself is resumable from the keyring.
-    pub progress: Mutex<HashMap<ObjectId, atrest_data::Progress>>,
+    pub progress: Mutex<HashMap<ObjectId, atrest_dataplane::Progress>>,
     /// Why each project's key failed its last check (a cache of the last outcome, for messages).
     pub key_problems: Mutex<HashMap<ObjectId, atrest_core::encryption_at_rest::KeyProblem>>,
 }
@@ -77,8 +77,8 @@ pub struct Parts {
     pub ec2: Arc<Ec2>,
     pub atlas_aws_account_arn: String,
     pub settings: ControlSettings,
-    pub data: Arc<atrest_data::DataPlane>,
-    pub service_key: Arc<atrest_data::ServiceKeyWrapper>,
+    pub data: Arc<atrest_dataplane::DataPlane>,
+    pub service_key: Arc<atrest_dataplane::ServiceKeyWrapper>,
 }
 
 impl Control {

@@ -167,19 +167,19 @@ async fn start_aws(settings: &Settings) -> anyhow::Result<(Arc<Aws>, Arc<Ec2>, O
 
 /// atrest's own key for clusters without customer keys (provider NONE): `<data-dir>/service-key`,
 /// 32 random bytes, mode 0600, created on first start.
-fn service_key(dir: &Path) -> anyhow::Result<atrest_data::ServiceKeyWrapper> {
+fn service_key(dir: &Path) -> anyhow::Result<atrest_dataplane::ServiceKeyWrapper> {
     let path = dir.join("service-key");
     let bytes = match fs::read(&path) {
         Ok(b) => Zeroizing::new(b),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let fresh = Zeroizing::new(atrest_data::Key32::random().expose().to_vec());
+            let fresh = Zeroizing::new(atrest_dataplane::Key32::random().expose().to_vec());
             write_private_file(&path, &fresh)?;
             fresh
         }
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let key = atrest_data::Key32::from_slice(&bytes).context("service-key must be 32 bytes")?;
-    Ok(atrest_data::ServiceKeyWrapper::new(key, "atrest-service-key"))
+    let key = atrest_dataplane::Key32::from_slice(&bytes).context("service-key must be 32 bytes")?;
+    Ok(atrest_dataplane::ServiceKeyWrapper::new(key, "atrest-service-key"))
 }
 
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
@@ -209,7 +209,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             reconcile_interval: settings.reconcile_interval,
             master_key_rotation_period: settings.master_key_rotation_period,
         },
-        data: Arc::new(atrest_data::DataPlane::new(settings.data_dir.join("clusters"))),
+        data: Arc::new(atrest_dataplane::DataPlane::new(settings.data_dir.join("clusters"))),
         service_key: Arc::new(service_key(&settings.data_dir)?),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
