@@ -3,18 +3,41 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use atrest_core::encryption_at_rest::{CheckOutcome, KeyCredentials};
-use atrest_core::ObjectId;
+use std::sync::Arc;
+
+use atrest_core::encryption_at_rest::{is_multi_region_key, CheckOutcome, KeyCredentials};
+use atrest_core::private_endpoints::Status;
+use atrest_core::{regions, ObjectId};
 use atrest_dataplane::{MasterKeyWrapper, WrapError, WrapperId};
-use atrest_keys::aws::{AwsError, Kms, StaticKeys};
+use atrest_keys::aws::{Aws, AwsError, Kms, StaticKeys};
 use zeroize::Zeroizing;
 
 use crate::Control;
 
+/// Wraps with the project's CMK. A multi-region key (`mrk-`) is used in each cluster region through
+/// that region's replica (same key id, that region in the ARN) and, when private networking is
+/// required, through that region's ACTIVE endpoint; any other key is used in its own region.
 pub struct KmsWrapper {
-    kms: Kms,
+    aws: Arc<Aws>,
+    creds: StaticKeys,
+    /// The key's ARN in its home region.
     key: String,
+    home_region: String,
+    home_route: Option<String>,
+    multi_region: bool,
+    require_private_networking: bool,
+    /// AWS region → ACTIVE private endpoint URL.
+    endpoints: HashMap<String, String>,
     group: String,
+}
+
+/// The same key ARN with another region: a multi-region key's replica there.
+fn arn_in_region(arn: &str, region: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 {
+        parts[3] = region;
+    }
+    parts.join(":")
 }
 
 fn wrap_error(e: AwsError) -> WrapError {
@@ -31,6 +54,26 @@ fn wrap_error(e: AwsError) -> WrapError {
 }
 
 impl KmsWrapper {
+    /// The key ARN and KMS client for the region a wrap names in its context.
+    fn client_for(&self, context: &BTreeMap<String, String>) -> Result<(String, Kms), WrapError> {
+        let region = context.get("region").and_then(|r| regions::to_aws(r));
+        match region {
+            Some(r) if self.multi_region && r != self.home_region => {
+                let route = if self.require_private_networking {
+                    Some(self.endpoints.get(&r).cloned().ok_or_else(|| {
+                        WrapError::Unavailable(format!(
+                            "private networking is required and {r} has no ACTIVE private endpoint"
+                        ))
+                    })?)
+                } else {
+                    None
+                };
+                Ok((arn_in_region(&self.key, &r), self.aws.kms(&r, &self.creds, route.as_deref())))
+            }
+            _ => Ok((self.key.clone(), self.aws.kms(&self.home_region, &self.creds, self.home_route.as_deref()))),
+        }
+    }
+
     fn context(&self, context: &BTreeMap<String, String>) -> HashMap<String, String> {
         let mut ctx: HashMap<String, String> = context.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         ctx.insert("project".into(), self.group.clone());
@@ -45,11 +88,13 @@ impl MasterKeyWrapper for KmsWrapper {
     }
 
     async fn wrap(&self, plaintext: &[u8], context: &BTreeMap<String, String>) -> Result<Vec<u8>, WrapError> {
-        self.kms.encrypt(&self.key, plaintext, &self.context(context)).await.map_err(wrap_error)
+        let (key, kms) = self.client_for(context)?;
+        kms.encrypt(&key, plaintext, &self.context(context)).await.map_err(wrap_error)
     }
 
     async fn unwrap(&self, blob: &[u8], context: &BTreeMap<String, String>) -> Result<Zeroizing<Vec<u8>>, WrapError> {
-        self.kms.decrypt(&self.key, blob, &self.context(context)).await.map_err(wrap_error)
+        let (key, kms) = self.client_for(context)?;
+        kms.decrypt(&key, blob, &self.context(context)).await.map_err(wrap_error)
     }
 }
 
@@ -89,11 +134,26 @@ impl Control {
                 StaticKeys::new(access_key_id, &secret)
             }
         };
-        let route = self.kms_route(group, cfg).await.map_err(|p| WrapError::Unavailable(format!("{p:?}")))?;
+        let home_route = self.kms_route(group, cfg).await.map_err(|p| WrapError::Unavailable(format!("{p:?}")))?;
         let key = cfg.key_arn.clone().unwrap_or_else(|| target.key_id.clone());
+        let endpoints = self
+            .store
+            .all_private_endpoints(group)
+            .await
+            .map_err(|e| WrapError::Unavailable(e.to_string()))?
+            .into_iter()
+            .filter(|e| e.status == Status::Active)
+            .filter_map(|e| Some((regions::to_aws(&e.region)?, e.endpoint_url?)))
+            .collect();
         Ok(KmsWrapper {
-            kms: self.aws.kms(&target.aws_region, &creds, route.as_deref()),
+            aws: self.aws.clone(),
+            creds,
+            multi_region: is_multi_region_key(&key),
             key,
+            home_region: target.aws_region.clone(),
+            home_route,
+            require_private_networking: cfg.require_private_networking,
+            endpoints,
             group: group.to_string(),
         })
     }
