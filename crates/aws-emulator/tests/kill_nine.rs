@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use aws_emulator::client;
-use common::blob;
+use common::{blob, encrypt};
 
 const CHILD_DIR: &str = "AWS_EMULATOR_KILL9_CHILD_DIR";
 
@@ -45,16 +45,7 @@ async fn state_survives_kill_minus_nine() {
     let creds = client::read_profile(&dir.path().join("aws-credentials"), "customer").unwrap();
     let kms = client::kms_client(&url, "us-east-1", &creds);
     let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
-    let ct = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"committed before the answer"))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let ct = encrypt(&kms, &key, b"committed before the answer").await;
     kms.disable_key().key_id(&key).send().await.unwrap();
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

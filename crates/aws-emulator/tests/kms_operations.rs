@@ -3,7 +3,7 @@
 mod common;
 
 use aws_sdk_kms::types::{DataKeySpec, EncryptionAlgorithmSpec, KeyState};
-use common::{blob, code, start};
+use common::{blob, code, encrypt, start};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,30 +195,12 @@ async fn rotation_multi_region_and_deletion() {
 
     // Rotation: older ciphertexts keep decrypting.
     let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
-    let old = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"before rotation"))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let old = encrypt(&kms, &key, b"before rotation").await;
     kms.enable_key_rotation().key_id(&key).send().await.unwrap();
     let st = kms.get_key_rotation_status().key_id(&key).send().await.unwrap();
     assert!(st.key_rotation_enabled());
     kms.rotate_key_on_demand().key_id(&key).send().await.unwrap();
-    let new = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"after rotation"))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let new = encrypt(&kms, &key, b"after rotation").await;
     assert_ne!(old.as_ref()[..50], new.as_ref()[..50]);
     for (ct, pt) in [(old.clone(), &b"before rotation"[..]), (new, b"after rotation")] {
         let d = kms.decrypt().ciphertext_blob(ct).send().await.unwrap();

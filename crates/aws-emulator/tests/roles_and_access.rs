@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use aws_emulator::client;
-use common::{blob, code, session_creds, start, start_with};
+use common::{blob, code, encrypt, session_creds, start, start_with};
 use serde_json::json;
 
 fn trust(operator_arn: &str, external_id: &str) -> String {
@@ -205,16 +205,7 @@ async fn assume_role_external_id_and_kms_permissions() {
     let kms_role = client::kms_client(&env.emu.url(), "us-east-1", &session);
     let e = kms_role.encrypt().key_id(&key).plaintext(blob(b"x")).send().await.unwrap_err();
     assert_eq!(code(e), "AccessDeniedException");
-    let ct = kms_customer
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"wrapped by customer"))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let ct = encrypt(&kms_customer, &key, b"wrapped by customer").await;
     let d = kms_role.decrypt().ciphertext_blob(ct.clone()).send().await.unwrap();
     assert_eq!(d.plaintext().unwrap().as_ref(), b"wrapped by customer");
     kms_role.describe_key().key_id(&key).send().await.unwrap();

@@ -4,7 +4,7 @@ mod common;
 
 use aws_emulator::client::{self, StaticCredentials};
 use aws_emulator::sigv4;
-use common::{blob, code, start};
+use common::{blob, code, encrypt, start};
 
 /// A KMS request signed by hand (to control the date and the body).
 async fn raw_kms(
@@ -186,16 +186,7 @@ async fn credentials_file_and_restart_keep_everything() {
     let key = kms.create_key().send().await.unwrap().key_metadata().unwrap().key_id().to_string();
     let dk = kms.generate_data_key().key_id(&key).number_of_bytes(32).send().await.unwrap();
     let plain = dk.plaintext().unwrap().as_ref().to_vec();
-    let ct = kms
-        .encrypt()
-        .key_id(&key)
-        .plaintext(blob(b"survives restarts"))
-        .send()
-        .await
-        .unwrap()
-        .ciphertext_blob()
-        .unwrap()
-        .clone();
+    let ct = encrypt(&kms, &key, b"survives restarts").await;
     client::iam_client(&emu.url(), &from_file)
         .create_role()
         .role_name("kept")

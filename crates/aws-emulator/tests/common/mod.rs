@@ -113,3 +113,9 @@ where
 pub fn blob(b: &[u8]) -> aws_sdk_kms::primitives::Blob {
     aws_sdk_kms::primitives::Blob::new(b.to_vec())
 }
+
+/// Encrypts `plaintext` under `key` and returns the ciphertext blob, failing the test otherwise.
+pub async fn encrypt(kms: &aws_sdk_kms::Client, key: &str, plaintext: &[u8]) -> aws_sdk_kms::primitives::Blob {
+    let out = kms.encrypt().key_id(key).plaintext(blob(plaintext)).send().await.unwrap();
+    out.ciphertext_blob().unwrap().clone()
+}
