@@ -21,6 +21,7 @@ pub fn routes() -> Routes {
         .post("/groups", create)
         .get("/groups/{groupId}", read)
         .delete("/groups/{groupId}", delete)
+        .patch("/groups/{groupId}", update)
         .get("/groups/byName/{groupName}", read_by_name)
 }
 
@@ -147,6 +148,31 @@ async fn read_by_name(
         Some(p) if who.grants.allows(Operation::ReadProject, Some(&p.id)) => Ok(ok(view(&ctx, &p))),
         _ => Err(Error::GroupNameNotFound { name }.into()),
     }
+}
+
+/// `GroupUpdate`: a new name and/or tags.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateGroup {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<TagBody>>,
+}
+
+async fn update(
+    State(s): State<AppState>,
+    who: Principal,
+    ctx: Ctx,
+    Path(group): Path<String>,
+    AtlasJson(body): AtlasJson<Value>,
+) -> ApiResult<Response> {
+    let project = load(&s, &who, Operation::UpdateProject, &group).await?;
+    let body: UpdateGroup = crate::conventions::parse_body(body.to_string().as_bytes())?;
+    let tags = body.tags.map(|t| t.into_iter().map(|t| ResourceTag { key: t.key, value: t.value }).collect());
+    let updated = projects::update(project, body.name, tags)?;
+    s.store.update_project(&updated).await?;
+    Ok(ok(view(&ctx, &updated)))
 }
 
 async fn delete(State(s): State<AppState>, who: Principal, Path(group): Path<String>) -> ApiResult<Response> {

@@ -82,6 +82,22 @@ pub fn create(new: NewProject, now: time::OffsetDateTime) -> Result<Project> {
     })
 }
 
+/// `PATCH /groups/{groupId}`: a new name and/or new tags, with the rules of creation.
+pub fn update(mut project: Project, name: Option<String>, tags: Option<Vec<ResourceTag>>) -> Result<Project> {
+    let checked = create(
+        NewProject {
+            name: name.unwrap_or_else(|| project.name.clone()),
+            org_id: project.org_id,
+            tags: tags.unwrap_or_else(|| project.tags.clone()),
+            with_default_alerts_settings: project.with_default_alerts_settings,
+        },
+        project.created,
+    )?;
+    project.name = checked.name;
+    project.tags = checked.tags;
+    Ok(project)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,6 +86,7 @@ pub enum Operation {
     CreateProject,
     ReadProject,
     DeleteProject,
+    UpdateProject,
     ListCloudProviderAccess,
     CreateCloudProviderAccess,
     AuthorizeCloudProviderAccess,
@@ -119,6 +120,7 @@ pub fn requirement(op: Operation) -> Requirement {
         ReadData => Requirement::DataRead,
         WriteData => Requirement::DataWrite,
         DeleteProject
+        | UpdateProject
         | CreateCloudProviderAccess
         | AuthorizeCloudProviderAccess
         | DeauthorizeCloudProviderAccess

@@ -74,6 +74,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project_by_name(&self, org: &ObjectId, name: &str) -> Result<Option<Project>>;
     async fn list_projects(&self, scope: &ProjectScope, page: &Page) -> Result<(Vec<Project>, u64)>;
     async fn delete_project(&self, id: &ObjectId) -> Result<bool>;
+    /// Renames or re-tags a project; `GroupNameTaken` if the name is used in its organization.
+    async fn update_project(&self, project: &Project) -> Result<()>;
 
     async fn insert_role(&self, role: &AwsIamRole, events: &[Event]) -> Result<()>;
     async fn get_role(&self, group: &ObjectId, role_id: &ObjectId) -> Result<Option<AwsIamRole>>;

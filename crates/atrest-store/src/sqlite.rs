@@ -437,6 +437,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn update_project(&self, p: &Project) -> Result<()> {
+        let p = p.clone();
+        self.tx(move |tx| {
+            let tags = serde_json::to_string(&p.tags).map_err(Error::internal)?;
+            match tx.execute(
+                "UPDATE projects SET name = ?2, tags = ?3 WHERE id = ?1",
+                params![p.id.to_string(), p.name, tags],
+            ) {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(Error::GroupNameTaken { name: p.name.clone() })
+                }
+                Err(e) => Err(db_err(e)),
+            }
+        })
+        .await
+    }
+
     async fn insert_role(&self, role: &AwsIamRole, evs: &[Event]) -> Result<()> {
         let (role, evs) = (role.clone(), evs.to_vec());
         self.tx(move |tx| {

@@ -49,12 +49,32 @@ async fn create_read_find_delete() {
     let other_org = c.post("/api/atlas/v2/groups", &json!({"name": "x", "orgId": "0123456789abcdef01234567"})).await;
     assert_eq!(other_org.status, StatusCode::NOT_FOUND);
 
+    // PATCH renames and re-tags, with the creation rules.
+    let r = c.patch(&format!("/api/atlas/v2/groups/{id}"), &json!({"name": "Prod-EU_2", "tags": []})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!((r.json()["name"].as_str(), r.json()["tags"].clone()), (Some("Prod-EU_2"), json!([])));
+    assert_eq!(c.get("/api/atlas/v2/groups/byName/Prod-EU_2").await.json()["id"], id);
+    c.post("/api/atlas/v2/groups", &json!({"name": "other", "orgId": org})).await;
+    assert_eq!(
+        c.patch(&format!("/api/atlas/v2/groups/{id}"), &json!({"name": "other"})).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        c.patch(&format!("/api/atlas/v2/groups/{id}"), &json!({"name": "bad name"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        c.patch(&format!("/api/atlas/v2/groups/{id}"), &json!({"orgId": org})).await.error_code(),
+        "INVALID_ATTRIBUTE"
+    );
+    assert_eq!(c.get(&format!("/api/atlas/v2/groups/{id}")).await.json()["name"], "Prod-EU_2");
+
     let del = c.delete(&format!("/api/atlas/v2/groups/{id}")).await;
     assert_eq!(del.status, StatusCode::NO_CONTENT);
     assert!(del.text.is_empty());
     assert_eq!(c.get(&format!("/api/atlas/v2/groups/{id}")).await.error_code(), "GROUP_NOT_FOUND");
     assert_eq!(c.delete(&format!("/api/atlas/v2/groups/{id}")).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(c.get("/api/atlas/v2/groups").await.json()["totalCount"], 0);
+    assert_eq!(c.get("/api/atlas/v2/groups").await.json()["totalCount"], 1);
 }
 
 #[tokio::test]

@@ -153,6 +153,15 @@ fn rows(org: &str, g: &str, cluster: &str) -> Vec<Row> {
             R::ProjectCreator,
         ),
         row(Method::GET, "/groups/{groupId}", format!("{a}/groups/{g}"), None, O::ReadProject, R::ProjectRead),
+        // A body that fails validation after authorization: nothing changes.
+        row(
+            Method::PATCH,
+            "/groups/{groupId}",
+            format!("{a}/groups/{g}"),
+            Some(json!({"tags": "not-a-list"})),
+            O::UpdateProject,
+            R::ProjectOwner,
+        ),
         // The project has a cluster, so an allowed delete is refused with 409.
         row(Method::DELETE, "/groups/{groupId}", format!("{a}/groups/{g}"), None, O::DeleteProject, R::ProjectOwner),
         row(
