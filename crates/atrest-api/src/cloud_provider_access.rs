@@ -22,32 +22,12 @@ pub fn routes() -> Routes {
         .delete("/groups/{groupId}/cloudProviderAccess/{cloudProvider}/{roleId}", deauthorize)
 }
 
-/// `CloudProviderAccessRoleRequest`: only `providerName` is writable; read-only fields are ignored.
+/// `CloudProviderAccessRoleRequest` (POST) and `...RequestUpdate` (PATCH): `providerName`, and
+/// `iamAssumedRoleArn` when authorizing; read-only fields are accepted and ignored.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[allow(dead_code)]
-struct CreateRole {
-    provider_name: String,
-    #[serde(default, rename = "atlasAWSAccountArn")]
-    atlas_aws_account_arn: Option<Value>,
-    #[serde(default)]
-    atlas_assumed_role_external_id: Option<Value>,
-    #[serde(default)]
-    authorized_date: Option<Value>,
-    #[serde(default)]
-    created_date: Option<Value>,
-    #[serde(default)]
-    feature_usages: Option<Value>,
-    #[serde(default)]
-    role_id: Option<Value>,
-    #[serde(default)]
-    iam_assumed_role_arn: Option<Value>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code)]
-struct AuthorizeRole {
+struct RoleBody {
     provider_name: String,
     #[serde(default)]
     iam_assumed_role_arn: Option<String>,
@@ -91,7 +71,7 @@ async fn create(
     State(s): State<AppState>,
     who: Principal,
     Path(group): Path<String>,
-    AtlasJson(body): AtlasJson<CreateRole>,
+    AtlasJson(body): AtlasJson<RoleBody>,
 ) -> ApiResult<Response> {
     let project = projects::load(&s, &who, Operation::CreateCloudProviderAccess, &group).await?;
     check_provider(&body.provider_name)?;
@@ -122,7 +102,7 @@ async fn authorize(
     State(s): State<AppState>,
     who: Principal,
     Path((group, role)): Path<(String, String)>,
-    AtlasJson(body): AtlasJson<AuthorizeRole>,
+    AtlasJson(body): AtlasJson<RoleBody>,
 ) -> ApiResult<Response> {
     let project = projects::load(&s, &who, Operation::AuthorizeCloudProviderAccess, &group).await?;
     let role_id = path_id("roleId", &role)?;

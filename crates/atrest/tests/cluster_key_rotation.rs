@@ -6,19 +6,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{wait_until, Client, Server};
+use common::{cluster_body, wait_until, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::Digest;
-
-const V2024: &str = "application/vnd.atlas.2024-10-23+json";
-
-async fn data(c: &Client, g: &str, action: &str, body: Value) -> common::Resp {
-    c.clone()
-        .with_accept("application/json")
-        .post(&format!("/data/v1/groups/{g}/clusters/rotating/action/{action}"), &body)
-        .await
-}
 
 fn database_hashes(dir: &std::path::Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
@@ -44,24 +35,20 @@ async fn rotation_and_cmk_change_rewrite_no_data() {
     let c = s.client();
     let cmk = s.enable_cmk("rotation").await;
     let g = cmk.g.as_str();
-    let body = json!({"name": "rotating", "clusterType": "REPLICASET", "encryptionAtRestProvider": "AWS",
-        "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
-            "electableSpecs": {"instanceSize": "M10", "nodeCount": 3}}]}]});
-    let r = c.clone().with_accept(V2024).post(&format!("/api/atlas/v2/groups/{g}/clusters"), &body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let (c2, g2) = (&c, g);
-    wait_until("cluster IDLE and writable", Duration::from_secs(30), || async move {
-        data(c2, g2, "insertOne", json!({"database": "db1", "collection": "c", "document": {"n": -1}})).await.status
-            == StatusCode::OK
-    })
-    .await;
+    c.create_cluster(g, &cluster_body("rotating", "M10", "AWS", &["US_EAST_1"])).await;
+    let r =
+        c.data(g, "rotating", "insertOne", &json!({"database": "db1", "collection": "c", "document": {"n": -1}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     for db in ["db1", "db2"] {
         let docs: Vec<Value> = (0..500).map(|i| json!({"n": i, "db": db})).collect();
-        let r = data(&c, g, "insertMany", json!({"database": db, "collection": "c", "documents": docs})).await;
+        let r =
+            c.data(g, "rotating", "insertMany", &json!({"database": db, "collection": "c", "documents": docs})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
     let count = |db: &'static str| async move {
-        data(c2, g2, "find", json!({"database": db, "collection": "c", "limit": 10000})).await.json()["documents"]
+        c2.data(g2, "rotating", "find", &json!({"database": db, "collection": "c", "limit": 10000})).await.json()
+            ["documents"]
             .as_array()
             .map(Vec::len)
             .unwrap_or(0)
@@ -114,7 +101,8 @@ async fn rotation_and_cmk_change_rewrite_no_data() {
     let c = s.client();
     let c3 = &c;
     wait_until("served after restart with the new CMK", Duration::from_secs(30), || async move {
-        data(c3, g2, "find", json!({"database": "db2", "collection": "c", "limit": 10000})).await.json()["documents"]
+        c3.data(g2, "rotating", "find", &json!({"database": "db2", "collection": "c", "limit": 10000})).await.json()
+            ["documents"]
             .as_array()
             .map(Vec::len)
             == Some(500)

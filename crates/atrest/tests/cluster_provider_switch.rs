@@ -5,23 +5,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Client, Server};
+use common::{cluster_body, wait_until, Client, Server, V2024};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const V2024: &str = "application/vnd.atlas.2024-10-23+json";
 const FAST: &[&str] = &["--key-check-interval", "1s", "--reconcile-interval", "200ms"];
 /// 100 MB of documents: 4 databases × 50 batches × 500 documents of ~1 KB.
 const DATABASES: usize = 4;
 const BATCHES: usize = 50;
 const PER_BATCH: usize = 500;
-
-async fn data(c: &Client, g: &str, action: &str, body: Value) -> common::Resp {
-    c.clone()
-        .with_accept("application/json")
-        .post(&format!("/data/v1/groups/{g}/clusters/switching/action/{action}"), &body)
-        .await
-}
 
 async fn status(c: &Client, g: &str) -> Value {
     c.clone()
@@ -37,29 +29,14 @@ async fn none_to_aws_switch_survives_kill_9() {
     let c = s.client();
     let cmk = s.enable_cmk("switch").await;
     let g = cmk.g.clone();
-    let body = json!({"name": "switching", "clusterType": "REPLICASET", "encryptionAtRestProvider": "NONE",
-        "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
-            "electableSpecs": {"instanceSize": "M10", "nodeCount": 3}}]}]});
-    let r = c.clone().with_accept(V2024).post(&format!("/api/atlas/v2/groups/{g}/clusters"), &body).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let (c2, g2) = (&c, g.as_str());
-    wait_until("cluster writable", Duration::from_secs(30), || async move {
-        data(c2, g2, "find", json!({"database": "db0", "collection": "docs", "limit": 1})).await.status
-            == StatusCode::OK
-    })
-    .await;
+    c.create_cluster(&g, &cluster_body("switching", "M10", "NONE", &["US_EAST_1"])).await;
 
     let filler = "x".repeat(1000);
     for db in 0..DATABASES {
         for batch in 0..BATCHES {
             let docs: Vec<Value> = (0..PER_BATCH).map(|i| json!({"b": batch, "i": i, "pad": filler})).collect();
-            let r = data(
-                &c,
-                &g,
-                "insertMany",
-                json!({"database": format!("db{db}"), "collection": "docs", "documents": docs}),
-            )
-            .await;
+            let body = json!({"database": format!("db{db}"), "collection": "docs", "documents": docs});
+            let r = c.data(&g, "switching", "insertMany", &body).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         }
     }
@@ -87,15 +64,21 @@ async fn none_to_aws_switch_survives_kill_9() {
     let killed_mid_way = seen["stateName"] == "UPDATING";
     let s = s.restart_with(FAST);
     let c = s.client();
-    let c3 = &c;
+    let (c3, g2) = (&c, g.as_str());
     wait_until("switch finished after restart", Duration::from_secs(120), || async move {
         let st = status(c3, g2).await;
         st["stateName"] == "IDLE" && st["encryptionAtRestProvider"] == "AWS"
     })
     .await;
     for db in 0..DATABASES {
-        let r =
-            data(&c, &g, "find", json!({"database": format!("db{db}"), "collection": "docs", "limit": 100000})).await;
+        let r = c
+            .data(
+                &g,
+                "switching",
+                "find",
+                &json!({"database": format!("db{db}"), "collection": "docs", "limit": 100000}),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.json()["documents"].as_array().unwrap().len(), BATCHES * PER_BATCH, "db{db} lost documents");
     }

@@ -5,21 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Client, Server};
+use common::{cluster_body, wait_until, Client, Server, V2024};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-const V2024: &str = "application/vnd.atlas.2024-10-23+json";
-
-fn cluster_body(name: &str, size: &str, provider: &str) -> Value {
-    json!({
-        "name": name,
-        "clusterType": "REPLICASET",
-        "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
-            "electableSpecs": {"instanceSize": size, "nodeCount": 3}}]}],
-        "encryptionAtRestProvider": provider,
-    })
-}
 
 async fn wait_idle(c: &Client, g: &str, name: &str) {
     let c2 = c.clone().with_accept(V2024);
@@ -31,15 +19,8 @@ async fn wait_idle(c: &Client, g: &str, name: &str) {
     .await;
 }
 
-async fn data(c: &Client, g: &str, cluster: &str, action: &str, body: Value) -> common::Resp {
-    c.clone()
-        .with_accept("application/json")
-        .post(&format!("/data/v1/groups/{g}/clusters/{cluster}/action/{action}"), &body)
-        .await
-}
-
 async fn count_docs(c: &Client, g: &str, cluster: &str) -> usize {
-    let r = data(c, g, cluster, "find", json!({"database": "shop", "collection": "orders", "limit": 20000})).await;
+    let r = c.data(g, cluster, "find", &json!({"database": "shop", "collection": "orders", "limit": 20000})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     r.json()["documents"].as_array().unwrap().len()
 }
@@ -70,7 +51,7 @@ async fn documents_are_encrypted_go_dark_with_the_key_and_come_back() {
         let r = cv
             .post(
                 &format!("/api/atlas/v2/groups/{g}/clusters"),
-                &cluster_body(&format!("t-{}", tier.to_lowercase()), tier, "AWS"),
+                &cluster_body(&format!("t-{}", tier.to_lowercase()), tier, "AWS", &["US_EAST_1"]),
             )
             .await;
         assert_eq!(r.error_code(), "CANNOT_USE_ENCRYPTION_AT_REST_TENANT", "{}", r.text);
@@ -78,7 +59,9 @@ async fn documents_are_encrypted_go_dark_with_the_key_and_come_back() {
     let r = cv.post(&format!("/api/atlas/v2/groups/{g}/clusters"), &json!({"name": "x", "diskIOPS": 3})).await;
     assert_eq!(r.error_code(), "INVALID_ATTRIBUTE");
 
-    let r = cv.post(&format!("/api/atlas/v2/groups/{g}/clusters"), &cluster_body("orders", "M10", "AWS")).await;
+    let r = cv
+        .post(&format!("/api/atlas/v2/groups/{g}/clusters"), &cluster_body("orders", "M10", "AWS", &["US_EAST_1"]))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     assert_eq!(r.json()["stateName"], "CREATING");
     assert_eq!(r.json()["encryptionAtRestProvider"], "AWS");
@@ -91,16 +74,16 @@ async fn documents_are_encrypted_go_dark_with_the_key_and_come_back() {
         let docs: Vec<Value> = (0..1000)
             .map(|i| json!({"n": batch * 1000 + i, "note": format!("{marker} #{}", batch * 1000 + i)}))
             .collect();
-        let r =
-            data(&c, g, "orders", "insertMany", json!({"database": "shop", "collection": "orders", "documents": docs}))
-                .await;
+        let r = c
+            .data(g, "orders", "insertMany", &json!({"database": "shop", "collection": "orders", "documents": docs}))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
     assert_eq!(count_docs(&c, g, "orders").await, 10_000);
-    let one =
-        data(&c, g, "orders", "findOne", json!({"database": "shop", "collection": "orders", "filter": {"n": 4242}}))
-            .await
-            .json();
+    let one = c
+        .data(g, "orders", "findOne", &json!({"database": "shop", "collection": "orders", "filter": {"n": 4242}}))
+        .await
+        .json();
     assert_eq!(one["document"]["note"], format!("{marker} #4242"));
 
     // No file under the data directory holds the marker: not the databases, WAL, journals, logs.
@@ -119,15 +102,15 @@ async fn documents_are_encrypted_go_dark_with_the_key_and_come_back() {
     customer.disable_key(&cmk.key_arn).await;
     let (c2, g2) = (&c, g);
     wait_until("data refused after the key was disabled", Duration::from_millis(2500), || async move {
-        data(c2, g2, "orders", "findOne", json!({"database": "shop", "collection": "orders", "filter": {"n": 1}}))
+        c2.data(g2, "orders", "findOne", &json!({"database": "shop", "collection": "orders", "filter": {"n": 1}}))
             .await
             .status
             == StatusCode::SERVICE_UNAVAILABLE
     })
     .await;
-    let r =
-        data(&c, g, "orders", "insertOne", json!({"database": "shop", "collection": "orders", "document": {"n": -1}}))
-            .await;
+    let r = c
+        .data(g, "orders", "insertOne", &json!({"database": "shop", "collection": "orders", "document": {"n": -1}}))
+        .await;
     assert_eq!(
         (r.status, r.error_code().as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "ENCRYPTION_AT_REST_KEY_INACCESSIBLE")
@@ -136,7 +119,7 @@ async fn documents_are_encrypted_go_dark_with_the_key_and_come_back() {
     // Access returns: every document reads back unchanged.
     customer.enable_key(&cmk.key_arn).await;
     wait_until("data served again after the key was enabled", Duration::from_secs(10), || async move {
-        data(c2, g2, "orders", "findOne", json!({"database": "shop", "collection": "orders", "filter": {"n": 1}}))
+        c2.data(g2, "orders", "findOne", &json!({"database": "shop", "collection": "orders", "filter": {"n": 1}}))
             .await
             .status
             == StatusCode::OK
@@ -186,13 +169,13 @@ async fn no_kms_call_per_document_write_after_open() {
     let r = c
         .clone()
         .with_accept(V2024)
-        .post(&format!("/api/atlas/v2/groups/{g}/clusters"), &cluster_body("counted", "M10", "AWS"))
+        .post(&format!("/api/atlas/v2/groups/{g}/clusters"), &cluster_body("counted", "M10", "AWS", &["US_EAST_1"]))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     wait_idle(&c, g, "counted").await;
-    let r =
-        data(&c, g, "counted", "insertOne", json!({"database": "shop", "collection": "orders", "document": {"n": 0}}))
-            .await;
+    let r = c
+        .data(g, "counted", "insertOne", &json!({"database": "shop", "collection": "orders", "document": {"n": 0}}))
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     let kms_total = |v: Value| -> u64 {
@@ -201,14 +184,8 @@ async fn no_kms_call_per_document_write_after_open() {
     let before = kms_total(s.admin(Method::GET, "requests", None).await);
     for batch in 0..10 {
         let docs: Vec<Value> = (0..1000).map(|i| json!({"n": batch * 1000 + i})).collect();
-        let r = data(
-            &c,
-            g,
-            "counted",
-            "insertMany",
-            json!({"database": "shop", "collection": "orders", "documents": docs}),
-        )
-        .await;
+        let body = json!({"database": "shop", "collection": "orders", "documents": docs});
+        let r = c.data(g, "counted", "insertMany", &body).await;
         assert_eq!(r.status, StatusCode::OK);
     }
     let after = kms_total(s.admin(Method::GET, "requests", None).await);

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Server};
+use common::{cluster_body, wait_until, Server};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -23,44 +23,31 @@ async fn a_deleted_cmk_makes_the_data_unreadable_for_good() {
     let c = s.client();
     let cmk = s.enable_cmk("deleted").await;
     let g = cmk.g.as_str();
-    let body = json!({"name": "doomed", "clusterType": "REPLICASET", "encryptionAtRestProvider": "AWS",
-        "replicationSpecs": [{"regionConfigs": [{"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7,
-            "electableSpecs": {"instanceSize": "M10", "nodeCount": 3}}]}]});
+    c.create_cluster(g, &cluster_body("doomed", "M10", "AWS", &["US_EAST_1"])).await;
     let r = c
-        .clone()
-        .with_accept("application/vnd.atlas.2024-10-23+json")
-        .post(&format!("/api/atlas/v2/groups/{g}/clusters"), &body)
+        .data(g, "doomed", "insertOne", &json!({"database": "db", "collection": "c", "document": {"secret": 1}}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let data = c.clone().with_accept("application/json");
-    let path = format!("/data/v1/groups/{g}/clusters/doomed/action/insertOne");
-    let (d2, p2) = (&data, path.as_str());
-    wait_until("cluster writable", Duration::from_secs(30), || async move {
-        d2.post(p2, &json!({"database": "db", "collection": "c", "document": {"secret": 1}})).await.status
-            == StatusCode::OK
-    })
-    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     s.customer().kms.schedule_key_deletion().key_id(&cmk.key_arn).pending_window_in_days(7).send().await.unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let described = s.customer().kms.describe_key().key_id(&cmk.key_arn).send().await;
     assert!(described.is_err(), "the key is gone from KMS");
 
-    let find = format!("/data/v1/groups/{g}/clusters/doomed/action/find");
-    let f2 = find.as_str();
+    let find = json!({"database": "db", "collection": "c"});
+    let (c2, f2) = (&c, &find);
     wait_until("the cluster says its key was deleted", Duration::from_secs(10), || async move {
-        let r = d2.post(f2, &json!({"database": "db", "collection": "c"})).await;
+        let r = c2.data(g, "doomed", "find", f2).await;
         r.status == StatusCode::SERVICE_UNAVAILABLE && r.text.contains("can never be read again")
     })
     .await;
-    let r = data.post(&find, &json!({"database": "db", "collection": "c"})).await;
-    assert_eq!(r.error_code(), "ENCRYPTION_AT_REST_KEY_INACCESSIBLE");
+    assert_eq!(c.data(g, "doomed", "find", &find).await.error_code(), "ENCRYPTION_AT_REST_KEY_INACCESSIBLE");
     let ear = c.get(&format!("/api/atlas/v2/groups/{g}/encryptionAtRest")).await.json();
     assert_eq!(ear["awsKms"]["valid"], false);
     // The data stays on disk, encrypted, and no restart brings it back.
     assert!(s.dir.join("clusters").read_dir().unwrap().count() > 0);
     let s = s.restart_with(&["--key-check-interval", "1s", "--reconcile-interval", "200ms"]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = s.client().with_accept("application/json").post(&find, &json!({"database": "db", "collection": "c"})).await;
+    let r = s.client().data(g, "doomed", "find", &find).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
 }

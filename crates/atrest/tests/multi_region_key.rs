@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Server, PAGE_ACTIONS};
+use common::{cluster_body, wait_until, Server, PAGE_ACTIONS};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -87,23 +87,10 @@ async fn each_region_uses_its_replica_through_its_endpoint() {
 
     // A cluster in both regions: each region's master key goes through its own endpoint.
     s.admin(Method::DELETE, "requests", None).await;
-    let body = json!({"name": "global", "clusterType": "REPLICASET", "encryptionAtRestProvider": "AWS",
-        "replicationSpecs": [{"regionConfigs": [
-            {"providerName": "AWS", "regionName": "US_EAST_1", "priority": 7, "electableSpecs": {"instanceSize": "M10", "nodeCount": 3}},
-            {"providerName": "AWS", "regionName": "US_WEST_2", "priority": 6, "electableSpecs": {"instanceSize": "M10", "nodeCount": 2}}]}]});
-    let r = c
-        .clone()
-        .with_accept("application/vnd.atlas.2024-10-23+json")
-        .post(&format!("/api/atlas/v2/groups/{g}/clusters"), &body)
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let data = c.clone().with_accept("application/json");
-    let insert = format!("/data/v1/groups/{g}/clusters/global/action/insertOne");
-    let (d2, i2) = (&data, insert.as_str());
-    wait_until("cluster writable", Duration::from_secs(30), || async move {
-        d2.post(i2, &json!({"database": "db", "collection": "c", "document": {"x": 1}})).await.status == StatusCode::OK
-    })
-    .await;
+    c.create_cluster(&g, &cluster_body("global", "M10", "AWS", &["US_EAST_1", "US_WEST_2"])).await;
+    let r =
+        c.data(&g, "global", "insertOne", &json!({"database": "db", "collection": "c", "document": {"x": 1}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let kms: Value = s.admin(Method::GET, "requests", None).await["byService"]["kms"].clone();
     assert_eq!(kms["public"].as_u64().unwrap_or(0), 0, "no KMS call on the public address: {kms}");
     assert!(kms[&west_vpce].as_u64().unwrap_or(0) > 0, "us-west-2's master key went through its endpoint: {kms}");

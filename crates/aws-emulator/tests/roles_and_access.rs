@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use aws_emulator::client;
-use common::{blob, code, encrypt, session_creds, start, start_with};
+use common::{blob, code, create_role, encrypt, session_creds, start, start_with};
 use serde_json::json;
 
 fn trust(operator_arn: &str, external_id: &str) -> String {
@@ -111,17 +111,7 @@ async fn assume_role_external_id_and_kms_permissions() {
     let kms_customer = env.kms(&customer);
 
     let key = kms_customer.create_key().send().await.unwrap().key_metadata().unwrap().arn().unwrap().to_string();
-    let role_arn = iam
-        .create_role()
-        .role_name("atlas")
-        .assume_role_policy_document(trust(&operator.arn, "project-ext-id"))
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .arn()
-        .to_string();
+    let role_arn = create_role(&iam, "atlas", trust(&operator.arn, "project-ext-id")).await;
     // The role may decrypt and describe the key, but not encrypt.
     let inline = json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow",
         "Action":["kms:Decrypt","kms:DescribeKey"],"Resource":key}]});
@@ -240,17 +230,7 @@ async fn trust_policy_changes_propagate_after_a_delay() {
     let customer = env.emu.customer();
     let operator = env.emu.operator();
     let iam = env.iam(&customer);
-    let arn = iam
-        .create_role()
-        .role_name("slow")
-        .assume_role_policy_document(trust(&operator.arn, "e1"))
-        .send()
-        .await
-        .unwrap()
-        .role()
-        .unwrap()
-        .arn()
-        .to_string();
+    let arn = create_role(&iam, "slow", trust(&operator.arn, "e1")).await;
     let sts = env.sts(&operator);
     let assume = |ext: &'static str| {
         let sts = sts.clone();

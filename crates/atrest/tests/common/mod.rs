@@ -278,6 +278,22 @@ pub struct Cmk {
     pub role_name: String,
 }
 
+pub const V2024: &str = "application/vnd.atlas.2024-10-23+json";
+
+/// A REPLICASET cluster with electable nodes in each of `regions` (priority 7, 6, ...).
+pub fn cluster_body(name: &str, size: &str, provider: &str, regions: &[&str]) -> Value {
+    let configs: Vec<Value> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({"providerName": "AWS", "regionName": r, "priority": 7 - i,
+                   "electableSpecs": {"instanceSize": size, "nodeCount": 3}})
+        })
+        .collect();
+    json!({"name": name, "clusterType": "REPLICASET", "encryptionAtRestProvider": provider,
+           "replicationSpecs": [{"regionConfigs": configs}]})
+}
+
 pub const PAGE_ACTIONS: &[&str] = &["kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"];
 
 pub fn read_credentials(path: &Path) -> HashMap<String, String> {
@@ -434,6 +450,26 @@ impl Client {
         let c = parse_challenge_strict(header).expect("challenge parses strictly");
         let auth = authorization(&c, &self.algorithm, &self.user, &self.pass, method.as_str(), path, 1);
         self.send(&method, path, body, Some(auth)).await
+    }
+
+    /// A data API action on a cluster.
+    pub async fn data(&self, g: &str, cluster: &str, action: &str, body: &Value) -> Resp {
+        let c = self.clone().with_accept("application/json");
+        c.post(&format!("/data/v1/groups/{g}/clusters/{cluster}/action/{action}"), body).await
+    }
+
+    /// Creates a cluster (201 asserted) and waits until its data API serves reads.
+    pub async fn create_cluster(&self, g: &str, body: &Value) -> Resp {
+        let r = self.clone().with_accept(V2024).post(&format!("/api/atlas/v2/groups/{g}/clusters"), body).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let name = body["name"].as_str().unwrap().to_owned();
+        let probe = json!({"database": "probe", "collection": "c", "limit": 1});
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.data(g, &name, "find", &probe).await.status != StatusCode::OK {
+            assert!(Instant::now() < deadline, "cluster {name} never served data");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        r
     }
 
     pub async fn get(&self, path: &str) -> Resp {

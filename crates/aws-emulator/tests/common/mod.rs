@@ -119,3 +119,9 @@ pub async fn encrypt(kms: &aws_sdk_kms::Client, key: &str, plaintext: &[u8]) -> 
     let out = kms.encrypt().key_id(key).plaintext(blob(plaintext)).send().await.unwrap();
     out.ciphertext_blob().unwrap().clone()
 }
+
+/// Creates an IAM role with a trust policy and returns its ARN, failing the test otherwise.
+pub async fn create_role(iam: &aws_sdk_iam::Client, name: &str, trust: impl Into<String>) -> String {
+    let out = iam.create_role().role_name(name).assume_role_policy_document(trust).send().await.unwrap();
+    out.role().unwrap().arn().to_string()
+}
