@@ -101,6 +101,18 @@ pub fn describe(e: &Error) -> Described {
             "You are not authorized for this resource: send HTTP Digest credentials (public key as username, private key as password) or a bearer token.".into(),
             vec![],
         ),
+        WrongCredentials => d(
+            StatusCode::UNAUTHORIZED,
+            "USER_UNAUTHORIZED",
+            "The public key, private key, client id or client secret is wrong, or the key was deleted.".into(),
+            vec![],
+        ),
+        CsrfRejected { reason } => d(
+            StatusCode::FORBIDDEN,
+            "CSRF_TOKEN_INVALID",
+            format!("The console request was refused as possibly cross-site: {reason}. Reload the page and try again."),
+            vec![],
+        ),
         AccessForbidden => d(
             StatusCode::FORBIDDEN,
             "ACCESS_FORBIDDEN",

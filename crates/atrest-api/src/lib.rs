@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod cloud_provider_access;
 pub mod clusters;
+pub mod console;
 pub mod conventions;
 pub mod data;
 pub mod encryption_at_rest;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub digest: Arc<auth::digest::DigestAuth>,
     pub control: Arc<atrest_control::Control>,
+    /// Cookies get `Secure` when the server speaks TLS.
+    pub secure_cookies: bool,
 }
 
 /// Routes and the table of what they are (method, path template), built together: a route is
@@ -117,6 +120,7 @@ fn all_routes() -> Routes {
         .nest("/data/v1", data::routes())
         .nest("/api/atrest/v1", clusters::extension_routes())
         .get("/readyz", readyz)
+        .merge(console::routes())
 }
 
 /// Every route the server answers, as (method, path template), from the same builder the router
@@ -282,8 +286,20 @@ mod tests {
         for (m, p) in &table {
             assert!(seen.insert((*m, p.clone())), "{m} {p} registered twice");
         }
-        let public: Vec<_> = table.iter().filter(|(_, p)| auth::is_public(p)).collect();
-        assert_eq!(public, [&("GET", "/readyz".to_owned())]);
+        let public: Vec<String> =
+            table.iter().filter(|(_, p)| auth::is_public(p)).map(|(m, p)| format!("{m} {p}")).collect();
+        assert_eq!(
+            public,
+            [
+                "GET /readyz",
+                "GET /",
+                "GET /console/app.js",
+                "GET /console/app.css",
+                "POST /console/session",
+                "GET /console/session",
+                "DELETE /console/session"
+            ]
+        );
         // The router builds from the same table without panicking on overlaps.
         let _ = all_routes().router;
     }

@@ -34,6 +34,10 @@ pub enum Error {
     Unauthenticated { stale: bool },
     #[error("access forbidden")]
     AccessForbidden,
+    #[error("wrong credentials")]
+    WrongCredentials,
+    #[error("cross-site request refused: {reason}")]
+    CsrfRejected { reason: String },
 
     // Missing things.
     #[error("no group with id {id}")]

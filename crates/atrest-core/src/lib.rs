@@ -16,6 +16,7 @@ pub mod private_endpoints;
 pub mod projects;
 pub mod regions;
 pub mod roles;
+pub mod sessions;
 pub mod time_fmt;
 
 pub use error::{Error, Result};

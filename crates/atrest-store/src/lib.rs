@@ -7,6 +7,7 @@ mod encryption_at_rest;
 mod events;
 mod migrations;
 mod private_endpoints;
+mod sessions;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ use atrest_core::paging::Page;
 use atrest_core::private_endpoints::PrivateEndpoint;
 use atrest_core::projects::Project;
 use atrest_core::roles::ProjectRole;
+use atrest_core::sessions::Session;
 use atrest_core::{ObjectId, Result};
 
 pub use sqlite::SqliteStore;
@@ -137,4 +139,10 @@ pub trait Store: Send + Sync + 'static {
     async fn append_events(&self, events: &[Event]) -> Result<()>;
     /// Newest first.
     async fn list_events(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Event>, u64)>;
+
+    /// Stores a new console session or access token (and forgets expired ones).
+    async fn insert_session(&self, session: &Session) -> Result<()>;
+    async fn get_session(&self, token_hash: &str) -> Result<Option<Session>>;
+    /// Ends a session or revokes a token; false if there was none.
+    async fn delete_session(&self, token_hash: &str) -> Result<bool>;
 }

@@ -1,6 +1,6 @@
 //! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4];
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -94,4 +94,15 @@ CREATE TABLE clusters (
     body     TEXT NOT NULL,
     UNIQUE (group_id, name)
 );
+"#;
+
+pub const SQLITE_V5: &str = r#"
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    created    TEXT NOT NULL,
+    expires    TEXT NOT NULL
+);
+CREATE INDEX sessions_by_expiry ON sessions (expires);
 "#;

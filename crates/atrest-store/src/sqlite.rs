@@ -18,9 +18,11 @@ use atrest_core::clusters::Cluster;
 use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
 use atrest_core::private_endpoints::PrivateEndpoint;
+use atrest_core::sessions::Session;
 
 use crate::{
     cloud_provider_access as roles, clusters, encryption_at_rest as ear, events, migrations, private_endpoints as pes,
+    sessions,
 };
 use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
@@ -653,6 +655,21 @@ impl Store for SqliteStore {
     async fn list_events(&self, group: &ObjectId, page: &Page) -> Result<(Vec<Event>, u64)> {
         let (group, page) = (group.to_string(), *page);
         self.with(move |c| events::list(c, &group, &page)).await
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<()> {
+        let session = session.clone();
+        self.tx(move |tx| sessions::insert(tx, &session)).await
+    }
+
+    async fn get_session(&self, token_hash: &str) -> Result<Option<Session>> {
+        let token_hash = token_hash.to_owned();
+        self.with(move |c| sessions::get(c, &token_hash)).await
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let token_hash = token_hash.to_owned();
+        self.tx(move |tx| sessions::delete(tx, &token_hash)).await
     }
 }
 

@@ -232,7 +232,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     tracing::info!(%url, data_dir = %settings.data_dir.display(), "ready");
 
-    let state = AppState { store, sealer, digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)), control };
+    let state = AppState {
+        store,
+        sealer,
+        digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)),
+        control,
+        secure_cookies: false,
+    };
     atrest_api::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     for r in reconcilers {

@@ -7,8 +7,17 @@ mod common;
 use common::Server;
 use reqwest::{Method, StatusCode};
 
-/// The only routes that need no credentials.
-const PUBLIC: &[(&str, &str)] = &[("GET", "/readyz")];
+/// The only routes that need no credentials: readiness, and the console's assets and sign-in
+/// (tests/console.rs covers those).
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/readyz"),
+    ("GET", "/"),
+    ("GET", "/console/app.js"),
+    ("GET", "/console/app.css"),
+    ("POST", "/console/session"),
+    ("GET", "/console/session"),
+    ("DELETE", "/console/session"),
+];
 
 const ID: &str = "5f0a1b2c3d4e5f6a7b8c9d0e";
 
@@ -83,9 +92,16 @@ async fn every_route_needs_credentials() {
         assert_challenged(&http, &s.url, method, path).await;
     }
 
-    // The public exceptions answer without credentials.
+    // The public exceptions answer without credentials: the assets and readiness with 200; the
+    // console's session routes with their own refusal (no session, no Digest challenge).
     for (method, path) in PUBLIC {
         let r = http.request(Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", s.url)).send().await;
-        assert_eq!(r.unwrap().status(), StatusCode::OK, "{method} {path}");
+        let r = r.unwrap();
+        if path.starts_with("/console/session") {
+            assert!(r.status().is_client_error(), "{method} {path}: {}", r.status());
+            assert!(r.headers().get("www-authenticate").is_none(), "{method} {path}");
+        } else {
+            assert_eq!(r.status(), StatusCode::OK, "{method} {path}");
+        }
     }
 }

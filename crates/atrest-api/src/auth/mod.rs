@@ -52,7 +52,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// Paths that need no credentials: readiness and (later) the token endpoint and console assets.
+/// Paths that need no credentials: readiness, the console's assets and sign-in, and (later) the
+/// token endpoint.
 pub fn is_public(path: &str) -> bool {
     !(path.starts_with("/api/") || path.starts_with("/data/"))
 }
@@ -64,11 +65,25 @@ async fn drain(req: Request) {
     let _ = axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await;
 }
 
-fn challenge(state: &AppState, stale: bool) -> Response {
+/// The console's requests name themselves so that a 401 carries no Digest challenge, which would
+/// make the browser open its own credentials dialog.
+const CONSOLE_MARK: (&str, &str) = ("x-requested-with", "atrest-console");
+
+fn challenge(state: &AppState, req: &Request, stale: bool) -> Response {
     let mut resp = error_response(&Error::Unauthenticated { stale });
-    if let Ok(v) = HeaderValue::from_str(&state.digest.challenge(stale)) {
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    let from_console = req.headers().get(CONSOLE_MARK.0).is_some_and(|v| v == CONSOLE_MARK.1);
+    if !from_console {
+        if let Ok(v) = HeaderValue::from_str(&state.digest.challenge(stale)) {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
     }
+    resp
+}
+
+/// Answers 401 after reading the body, so a client still sending it gets the answer.
+async fn refuse(state: &AppState, req: Request, stale: bool) -> Response {
+    let resp = challenge(state, &req, stale);
+    drain(req).await;
     resp
 }
 
@@ -76,18 +91,27 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     if is_public(req.uri().path()) {
         return next.run(req).await;
     }
+    if req.headers().get(header::AUTHORIZATION).is_none() {
+        if let Some(token) = crate::console::session_cookie(req.headers()) {
+            let (method, headers) = (req.method().clone(), req.headers().clone());
+            return match crate::console::authenticate(&state, &method, &headers, &token).await {
+                Ok(principal) => {
+                    req.extensions_mut().insert(principal);
+                    next.run(req).await
+                }
+                Err(Error::Unauthenticated { stale }) => refuse(&state, req, stale).await,
+                Err(e) => error_response(&e),
+            };
+        }
+    }
     let Some(creds) =
         req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(digest::parse_authorization)
     else {
-        drain(req).await;
-        return challenge(&state, false);
+        return refuse(&state, req, false).await;
     };
     let stored = match state.store.find_api_key_by_public(&creds.username).await {
         Ok(Some(stored)) => stored,
-        Ok(None) => {
-            drain(req).await;
-            return challenge(&state, false);
-        }
+        Ok(None) => return refuse(&state, req, false).await,
         Err(e) => return error_response(&e),
     };
     let verifier = match state.sealer.open(&stored.sealed_verifier, stored.key.id.to_string().as_bytes()) {
@@ -104,14 +128,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default());
     match state.digest.verify(&creds, &verifier, req.method().as_str(), &target) {
         Outcome::Accepted => {}
-        Outcome::Stale => {
-            drain(req).await;
-            return challenge(&state, true);
-        }
-        Outcome::Rejected => {
-            drain(req).await;
-            return challenge(&state, false);
-        }
+        Outcome::Stale => return refuse(&state, req, true).await,
+        Outcome::Rejected => return refuse(&state, req, false).await,
     }
     let key = stored.key;
     req.extensions_mut().insert(Principal {
