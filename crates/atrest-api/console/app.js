@@ -26,7 +26,7 @@ const EXPLAIN = {
   CLOUD_PROVIDER_ACCESS_ROLE_IN_USE: "Encryption at Rest uses this role. Switch Encryption at Rest to another role or disable it first.",
   CLOUD_PROVIDER_ACCESS_ROLE_NOT_AUTHORIZED: "Authorize the IAM role (Cloud Provider Access) before using it.",
   CANNOT_DISABLE_ENCRYPTION_AT_REST: "Clusters still use your keys. Turn off \"Manage your own encryption keys\" on every cluster first.",
-  CANNOT_DISABLE_ENCRYPTION_AT_REST_REQUIRE_PRIVATE_NETWORKING_WHILE_PRIVATE_ENDPOINTS_EXIST: "Private endpoints still exist. Delete every private endpoint first, then turn off Require Private Networking.",
+  CANNOT_DISABLE_ENCRYPTION_AT_REST_REQUIRE_PRIVATE_NETWORKING_WHILE_PRIVATE_ENDPOINTS_EXIST: "Private endpoints for AWS KMS still exist. Delete every private endpoint first (Manage), then change the setting.",
   ENCRYPTION_AT_REST_NOT_ENABLED: "Enable Encryption at Rest with a valid key in the project's Advanced settings first.",
   ENCRYPTION_AT_REST_SETTINGS_INVALID: "The project's key is not valid right now.",
   ENCRYPTION_AT_REST_PRIVATE_NETWORKING_NOT_REQUIRED: "Turn on Require Private Networking before creating private endpoints.",
@@ -427,7 +427,7 @@ async function advancedPage(groupId) {
   const earForm = h("form", {
     class: "stack", onsubmit: async (ev) => {
       ev.preventDefault();
-      await act(save, "Saving Encryption at Rest", async () => {
+      const saved = await act(save, "Saving Encryption at Rest", async () => {
         const body = { awsKms: { enabled: enabled.checked } };
         if (enabled.checked) Object.assign(body.awsKms, { customerMasterKeyID: keyId.value.trim(), region: region.value, roleId: role.value || undefined });
         const r = await api("PATCH", v2(`/groups/${groupId}/encryptionAtRest`), body);
@@ -435,6 +435,8 @@ async function advancedPage(groupId) {
         renderNetwork(r.awsKms);
         return enabled.checked ? (r.awsKms.valid ? "Saved. atrest encrypted and decrypted with your key: the key is valid." : "Saved, but the key is not valid.") : "Encryption at Rest is disabled.";
       });
+      // A refused change changed nothing: show the switch as the server has it.
+      if (!saved) enabled.checked = !!(await loadEar(groupId)).awsKms?.enabled;
     },
   },
   h("label", { class: "switch" }, enabled, "Encryption at Rest using your Key Management"),

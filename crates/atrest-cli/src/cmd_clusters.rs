@@ -44,6 +44,18 @@ pub enum ClustersCmd {
         after_help = "Example:\n  atrest clusters update orders --customer-keys false --wait\n  atrest clusters update orders --instance-size M20 --wait"
     )]
     Update(ClusterUpdate),
+    /// Show where a cluster's encryption stands: provider, data accessible, switch progress
+    #[command(after_help = "Example:\n  atrest clusters encryption-status orders")]
+    EncryptionStatus {
+        /// Cluster name
+        name: String,
+    },
+    /// Rotate a cluster's master key now (a new key wrapped by the project's KMS key)
+    #[command(after_help = "Example:\n  atrest clusters rotate-master-key orders")]
+    RotateMasterKey {
+        /// Cluster name
+        name: String,
+    },
     /// Delete a cluster
     #[command(after_help = "Example:\n  atrest clusters delete orders --wait")]
     Delete {
@@ -108,6 +120,21 @@ pub fn clusters_path(project: &str) -> String {
 pub fn cluster_path(project: &str, name: &str) -> String {
     format!("{}/{}", clusters_path(project), seg(name))
 }
+
+/// atrest's own cluster routes (not part of the Atlas API): `/api/atrest/v1/groups/{g}/clusters/{c}/...`.
+fn cluster_extension_path(project: &str, name: &str, what: &str) -> String {
+    format!("/api/atrest/v1/groups/{}/clusters/{}/{what}", seg(project), seg(name))
+}
+
+const ENCRYPTION_COLUMNS: &[Column] = &[
+    ("NAME", "/clusterName"),
+    ("STATE", "/stateName"),
+    ("CUSTOMER KEYS", "/encryptionAtRestProvider"),
+    ("DESIRED", "/desiredEncryptionAtRestProvider"),
+    ("DATA ACCESSIBLE", "/dataAccessible"),
+    ("BYTES DONE", "/switchProgress/bytesDone"),
+    ("BYTES TOTAL", "/switchProgress/bytesTotal"),
+];
 
 pub fn cluster_create_request(project: &str, c: &ClusterCreate) -> Request {
     let mut body = json!({
@@ -201,6 +228,13 @@ pub fn cluster_request(project: &str, cmd: &ClustersCmd) -> Request {
         ClustersCmd::Delete { name, .. } => Request::delete(cluster_path(project, name)),
         ClustersCmd::Create(c) => cluster_create_request(project, c),
         ClustersCmd::Update(u) => Request::get(cluster_path(project, &u.name)),
+        ClustersCmd::EncryptionStatus { name } => {
+            return Request::get(cluster_extension_path(project, name, "encryption")).accept(PLAIN_JSON)
+        }
+        ClustersCmd::RotateMasterKey { name } => {
+            return Request::post(cluster_extension_path(project, name, "rotateMasterKey"), json!({}))
+                .accept(PLAIN_JSON)
+        }
     }
     .accept(V2_CLUSTERS)
 }
@@ -236,6 +270,13 @@ pub async fn clusters(a: ClustersArgs) -> Result<()> {
         }
         ClustersCmd::Describe { .. } => {
             ctx.show(&cluster_request(project, &a.cmd), View::Entity(CLUSTER_COLUMNS)).await?;
+        }
+        ClustersCmd::EncryptionStatus { .. } => {
+            ctx.show(&cluster_request(project, &a.cmd), View::Entity(ENCRYPTION_COLUMNS)).await?;
+        }
+        ClustersCmd::RotateMasterKey { name } => {
+            ctx.show(&cluster_request(project, &a.cmd), View::Message(format!("Rotated the master key of {name}")))
+                .await?;
         }
         ClustersCmd::Create(c) => {
             let req = cluster_create_request(project, c);

@@ -179,6 +179,14 @@ async fn customer_keys_story_through_the_cli() {
     assert_eq!(rc["electableSpecs"]["instanceSize"], "M10", "{d}");
     let t = cli.run(&["clusters", "describe", "orders", "-o", "table"]).ok().stdout;
     assert!(t.contains("IDLE") && t.contains("AWS") && t.contains("M10"), "{t}");
+    let st = cli.run(&["clusters", "encryption-status", "orders", "-o", "json"]).ok().json();
+    assert_eq!(
+        (st["encryptionAtRestProvider"].as_str(), st["dataAccessible"].as_bool()),
+        (Some("AWS"), Some(true)),
+        "{st}"
+    );
+    let rot = cli.run(&["clusters", "rotate-master-key", "orders", "-o", "json"]).ok().json();
+    assert!(rot["masterKeyVersion"].as_u64().is_some_and(|v| v >= 2), "{rot}");
 
     // 7. Documents in and out.
     let target = ["--cluster", "orders", "--db", "shop", "--collection", "items"];

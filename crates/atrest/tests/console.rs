@@ -246,3 +246,92 @@ async fn a_console_session_has_the_roles_of_its_key() {
     let (st, e) = b.create_project("not-allowed", &org, Some(&csrf), None).await;
     assert_eq!((st, e["errorCode"].as_str()), (StatusCode::FORBIDDEN, Some("ACCESS_FORBIDDEN")), "{e}");
 }
+
+/// Every Admin API call the console makes (method, path with `{}` for what the page fills in),
+/// and the CLI command that makes the same call: the console can do nothing the CLI cannot.
+const CONSOLE_CALLS: &[(&str, &str, &[&str])] = &[
+    ("GET", "/api/atlas/v2/groups", &["projects", "list"]),
+    ("POST", "/api/atlas/v2/groups", &["projects", "create"]),
+    ("GET", "/api/atlas/v2/groups/{}", &["projects", "describe"]),
+    ("GET", "/api/atlas/v2/groups/{}/cloudProviderAccess", &["cloud-provider-access", "list"]),
+    ("POST", "/api/atlas/v2/groups/{}/cloudProviderAccess", &["cloud-provider-access", "create"]),
+    ("PATCH", "/api/atlas/v2/groups/{}/cloudProviderAccess/{}", &["cloud-provider-access", "authorize"]),
+    ("GET", "/api/atlas/v2/groups/{}/encryptionAtRest", &["encryption-at-rest", "describe"]),
+    ("PATCH", "/api/atlas/v2/groups/{}/encryptionAtRest", &["encryption-at-rest", "update"]),
+    ("GET", "/api/atlas/v2/groups/{}/encryptionAtRest/AWS/privateEndpoints", &["private-endpoints", "list"]),
+    ("POST", "/api/atlas/v2/groups/{}/encryptionAtRest/AWS/privateEndpoints", &["private-endpoints", "create"]),
+    ("DELETE", "/api/atlas/v2/groups/{}/encryptionAtRest/AWS/privateEndpoints/{}", &["private-endpoints", "delete"]),
+    ("GET", "/api/atlas/v2/groups/{}/clusters", &["clusters", "list"]),
+    ("POST", "/api/atlas/v2/groups/{}/clusters", &["clusters", "create"]),
+    ("PATCH", "/api/atlas/v2/groups/{}/clusters/{}", &["clusters", "update"]),
+    ("DELETE", "/api/atlas/v2/groups/{}/clusters/{}", &["clusters", "delete"]),
+    ("GET", "/api/atrest/v1/groups/{}/clusters/{}/encryption", &["clusters", "encryption-status"]),
+    ("GET", "/api/atlas/v2/groups/{}/events", &["events", "list"]),
+];
+
+/// The console's own routes: signing in and out, which the CLI does with `atrest login`.
+const SESSION_CALLS: &[(&str, &str)] =
+    &[("GET", "/console/session"), ("POST", "/console/session"), ("DELETE", "/console/session")];
+
+/// The `api("METHOD", path)` calls in the console's script, with `${...}` as `{}`.
+fn calls_in(js: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = js;
+    while let Some(i) = rest.find("api(\"") {
+        rest = &rest[i + 5..];
+        let Some(end) = rest.find('"') else { break };
+        let method = rest[..end].to_owned();
+        let after = rest[end + 1..].trim_start_matches([',', ' ']);
+        let (prefix, body) = if let Some(b) = after.strip_prefix("v2(`").or_else(|| after.strip_prefix("v2(\"")) {
+            ("/api/atlas/v2", b)
+        } else if let Some(b) = after.strip_prefix('`') {
+            ("", b)
+        } else if let Some(b) = after.strip_prefix('"') {
+            ("", b)
+        } else {
+            panic!("unreadable api() call near: {}", &after[..after.len().min(60)]);
+        };
+        let close = body.find(['`', '"']).unwrap();
+        let mut path = String::new();
+        let mut raw = &body[..close];
+        while let Some(open) = raw.find("${") {
+            path.push_str(&raw[..open]);
+            path.push_str("{}");
+            raw = &raw[open + raw[open..].find('}').unwrap() + 1..];
+        }
+        path.push_str(raw);
+        let path = path.split('?').next().unwrap().to_owned();
+        out.push((method, format!("{prefix}{path}")));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn route_matches(template: &str, path: &str) -> bool {
+    let (t, p): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p)
+}
+
+#[test]
+fn every_console_call_is_a_route_the_cli_makes_too() {
+    let js = include_str!("../../atrest-api/console/app.js");
+    let found = calls_in(js);
+    let mut expected: Vec<(String, String)> = CONSOLE_CALLS
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .chain(SESSION_CALLS.iter().map(|(m, p)| (m.to_string(), p.to_string())))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected, "the console's calls changed: map each new one to its CLI command");
+
+    let table = atrest_api::route_table();
+    for (method, path, cli) in CONSOLE_CALLS {
+        assert!(
+            table.iter().any(|(m, t)| m == method && route_matches(t, path)),
+            "{method} {path} is not a route of the API"
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_atrest")).args(*cli).arg("--help").output().unwrap();
+        assert!(out.status.success(), "`atrest {}` is not a CLI command ({method} {path})", cli.join(" "));
+    }
+}
