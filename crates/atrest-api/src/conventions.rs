@@ -53,10 +53,13 @@ pub fn query_map(uri: &Uri) -> HashMap<String, String> {
     uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
-/// Resource versions by route: every resource exists at 2023-01-01; clusters have later ones.
+/// Resource versions by route: every resource exists at 2023-01-01 but service accounts, which
+/// start at 2024-08-05; clusters have later ones.
 fn versions_for(route: &str) -> &'static [&'static str] {
     if route.contains("/clusters") {
         &["2023-01-01", "2023-02-01", "2024-08-05", "2024-10-23"]
+    } else if route.contains("/serviceAccounts") {
+        &["2024-08-05"]
     } else {
         &["2023-01-01"]
     }

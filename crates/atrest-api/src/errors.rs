@@ -143,6 +143,24 @@ pub fn describe(e: &Error) -> Described {
             format!("No API key with ID {id} exists."),
             vec![id.clone()],
         ),
+        ServiceAccountNotFound { client_id } => d(
+            StatusCode::NOT_FOUND,
+            "SERVICE_ACCOUNT_NOT_FOUND",
+            format!("No service account with client ID {client_id} exists in this organization."),
+            vec![client_id.clone()],
+        ),
+        ServiceAccountSecretNotFound { id } => d(
+            StatusCode::NOT_FOUND,
+            "SERVICE_ACCOUNT_SECRET_NOT_FOUND",
+            format!("No secret with ID {id} exists for this service account."),
+            vec![id.clone()],
+        ),
+        ServiceAccountSecretLimit { max } => d(
+            StatusCode::BAD_REQUEST,
+            "SERVICE_ACCOUNT_SECRET_LIMIT_REACHED",
+            format!("A service account has at most {max} secrets; delete one before creating another."),
+            vec![max.to_string()],
+        ),
         ResourceNotFound { path } => d(
             StatusCode::NOT_FOUND,
             "RESOURCE_NOT_FOUND",

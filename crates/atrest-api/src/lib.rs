@@ -11,9 +11,11 @@ pub mod data;
 pub mod encryption_at_rest;
 pub mod errors;
 pub mod events;
+pub mod oauth;
 pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
+pub mod service_accounts;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -111,6 +113,7 @@ fn atlas_routes() -> Routes {
         .merge(events::routes())
         .merge(private_endpoints::routes())
         .merge(clusters::routes())
+        .merge(service_accounts::routes())
 }
 
 fn all_routes() -> Routes {
@@ -121,6 +124,7 @@ fn all_routes() -> Routes {
         .nest("/api/atrest/v1", clusters::extension_routes())
         .get("/readyz", readyz)
         .merge(console::routes())
+        .merge(oauth::routes())
 }
 
 /// Every route the server answers, as (method, path template), from the same builder the router
@@ -297,7 +301,9 @@ mod tests {
                 "GET /console/app.css",
                 "POST /console/session",
                 "GET /console/session",
-                "DELETE /console/session"
+                "DELETE /console/session",
+                "POST /api/oauth/token",
+                "POST /api/oauth/revoke"
             ]
         );
         // The router builds from the same table without panicking on overlaps.

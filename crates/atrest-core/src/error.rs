@@ -65,6 +65,14 @@ pub enum Error {
     #[error("an API key cannot remove its own last owner role")]
     CannotRemoveOwnRoles,
 
+    // Service accounts.
+    #[error("no service account {client_id}")]
+    ServiceAccountNotFound { client_id: String },
+    #[error("no secret {id}")]
+    ServiceAccountSecretNotFound { id: String },
+    #[error("at most {max} secrets per service account")]
+    ServiceAccountSecretLimit { max: usize },
+
     // Cloud provider access.
     #[error("provider {provider} is not supported")]
     ProviderUnsupported { provider: String },

@@ -16,6 +16,7 @@ pub mod private_endpoints;
 pub mod projects;
 pub mod regions;
 pub mod roles;
+pub mod service_accounts;
 pub mod sessions;
 pub mod time_fmt;
 

@@ -82,6 +82,8 @@ pub enum Operation {
     ReadApiKey,
     DeleteApiKey,
     AssignProjectRoles,
+    ListServiceAccounts,
+    ManageServiceAccounts,
     ListProjects,
     CreateProject,
     ReadProject,
@@ -109,8 +111,8 @@ pub fn requirement(op: Operation) -> Requirement {
     use Operation::*;
     match op {
         ListOrgs | ReadOrg | ListProjects => Requirement::OrgMember,
-        ListApiKeys | ReadApiKey => Requirement::OrgReader,
-        CreateApiKey | DeleteApiKey => Requirement::OrgOwner,
+        ListApiKeys | ReadApiKey | ListServiceAccounts => Requirement::OrgReader,
+        CreateApiKey | DeleteApiKey | ManageServiceAccounts => Requirement::OrgOwner,
         AssignProjectRoles => Requirement::ProjectOwner,
         CreateProject => Requirement::ProjectCreator,
         ReadProject | ListCloudProviderAccess | ReadEncryptionAtRest | ListEvents | ListClusters => {

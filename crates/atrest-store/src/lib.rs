@@ -7,6 +7,7 @@ mod encryption_at_rest;
 mod events;
 mod migrations;
 mod private_endpoints;
+mod service_accounts;
 mod sessions;
 mod sqlite;
 
@@ -21,6 +22,7 @@ use atrest_core::paging::Page;
 use atrest_core::private_endpoints::PrivateEndpoint;
 use atrest_core::projects::Project;
 use atrest_core::roles::ProjectRole;
+use atrest_core::service_accounts::ServiceAccount;
 use atrest_core::sessions::Session;
 use atrest_core::{ObjectId, Result};
 
@@ -145,4 +147,12 @@ pub trait Store: Send + Sync + 'static {
     async fn get_session(&self, token_hash: &str) -> Result<Option<Session>>;
     /// Ends a session or revokes a token; false if there was none.
     async fn delete_session(&self, token_hash: &str) -> Result<bool>;
+
+    async fn insert_service_account(&self, account: &ServiceAccount) -> Result<()>;
+    async fn get_service_account(&self, id: &ObjectId) -> Result<Option<ServiceAccount>>;
+    async fn list_service_accounts(&self, org: &ObjectId, page: &Page) -> Result<(Vec<ServiceAccount>, u64)>;
+    /// Replaces the account's name, description, roles and secrets.
+    async fn update_service_account(&self, account: &ServiceAccount) -> Result<()>;
+    /// Deletes the account with its secrets and access tokens; false if there was none.
+    async fn delete_service_account(&self, id: &ObjectId) -> Result<bool>;
 }

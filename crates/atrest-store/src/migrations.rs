@@ -1,6 +1,6 @@
 //! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5];
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5, SQLITE_V6];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -105,4 +105,25 @@ CREATE TABLE sessions (
     expires    TEXT NOT NULL
 );
 CREATE INDEX sessions_by_expiry ON sessions (expires);
+"#;
+
+pub const SQLITE_V6: &str = r#"
+CREATE TABLE service_accounts (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    org_id      TEXT NOT NULL REFERENCES orgs(id),
+    name        TEXT NOT NULL,
+    description TEXT NOT NULL,
+    grants      TEXT NOT NULL,
+    created     TEXT NOT NULL
+);
+CREATE TABLE service_account_secrets (
+    id         TEXT PRIMARY KEY,
+    account_id TEXT NOT NULL REFERENCES service_accounts(id) ON DELETE CASCADE,
+    hash       TEXT NOT NULL,
+    masked     TEXT NOT NULL,
+    created    TEXT NOT NULL,
+    expires    TEXT NOT NULL,
+    last_used  TEXT
+);
 "#;

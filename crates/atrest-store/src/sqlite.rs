@@ -18,11 +18,12 @@ use atrest_core::clusters::Cluster;
 use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::events::Event;
 use atrest_core::private_endpoints::PrivateEndpoint;
+use atrest_core::service_accounts::ServiceAccount;
 use atrest_core::sessions::Session;
 
 use crate::{
     cloud_provider_access as roles, clusters, encryption_at_rest as ear, events, migrations, private_endpoints as pes,
-    sessions,
+    service_accounts as sas, sessions,
 };
 use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
@@ -670,6 +671,31 @@ impl Store for SqliteStore {
     async fn delete_session(&self, token_hash: &str) -> Result<bool> {
         let token_hash = token_hash.to_owned();
         self.tx(move |tx| sessions::delete(tx, &token_hash)).await
+    }
+
+    async fn insert_service_account(&self, account: &ServiceAccount) -> Result<()> {
+        let account = account.clone();
+        self.tx(move |tx| sas::insert(tx, &account)).await
+    }
+
+    async fn get_service_account(&self, id: &ObjectId) -> Result<Option<ServiceAccount>> {
+        let id = *id;
+        self.with(move |c| sas::get(c, &id)).await
+    }
+
+    async fn list_service_accounts(&self, org: &ObjectId, page: &Page) -> Result<(Vec<ServiceAccount>, u64)> {
+        let (org, page) = (*org, *page);
+        self.with(move |c| sas::list(c, &org, &page)).await
+    }
+
+    async fn update_service_account(&self, account: &ServiceAccount) -> Result<()> {
+        let account = account.clone();
+        self.tx(move |tx| sas::update(tx, &account)).await
+    }
+
+    async fn delete_service_account(&self, id: &ObjectId) -> Result<bool> {
+        let id = *id;
+        self.tx(move |tx| sas::delete(tx, &id)).await
     }
 }
 

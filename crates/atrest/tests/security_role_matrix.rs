@@ -143,6 +143,78 @@ fn rows(org: &str, g: &str, cluster: &str) -> Vec<Row> {
             O::AssignProjectRoles,
             R::ProjectOwner,
         ),
+        row(
+            Method::GET,
+            "/orgs/{orgId}/serviceAccounts",
+            format!("{a}/orgs/{org}/serviceAccounts"),
+            None,
+            O::ListServiceAccounts,
+            R::OrgReader,
+        ),
+        row(
+            Method::POST,
+            "/orgs/{orgId}/serviceAccounts",
+            format!("{a}/orgs/{org}/serviceAccounts"),
+            Some(json!({"name": "m", "description": "m", "roles": ["ORG_MEMBER"], "secretExpiresAfterHours": 1})),
+            O::ManageServiceAccounts,
+            R::OrgOwner,
+        ),
+        row(
+            Method::GET,
+            "/orgs/{orgId}/serviceAccounts/{clientId}",
+            format!("{a}/orgs/{org}/serviceAccounts/mdb_sa_id_{none}"),
+            None,
+            O::ListServiceAccounts,
+            R::OrgReader,
+        ),
+        row(
+            Method::PATCH,
+            "/orgs/{orgId}/serviceAccounts/{clientId}",
+            format!("{a}/orgs/{org}/serviceAccounts/mdb_sa_id_{none}"),
+            Some(json!({"name": "m"})),
+            O::ManageServiceAccounts,
+            R::OrgOwner,
+        ),
+        row(
+            Method::DELETE,
+            "/orgs/{orgId}/serviceAccounts/{clientId}",
+            format!("{a}/orgs/{org}/serviceAccounts/mdb_sa_id_{none}"),
+            None,
+            O::ManageServiceAccounts,
+            R::OrgOwner,
+        ),
+        row(
+            Method::POST,
+            "/orgs/{orgId}/serviceAccounts/{clientId}/secrets",
+            format!("{a}/orgs/{org}/serviceAccounts/mdb_sa_id_{none}/secrets"),
+            Some(json!({"secretExpiresAfterHours": 24})),
+            O::ManageServiceAccounts,
+            R::OrgOwner,
+        ),
+        row(
+            Method::DELETE,
+            "/orgs/{orgId}/serviceAccounts/{clientId}/secrets/{secretId}",
+            format!("{a}/orgs/{org}/serviceAccounts/mdb_sa_id_{none}/secrets/{none}"),
+            None,
+            O::ManageServiceAccounts,
+            R::OrgOwner,
+        ),
+        row(
+            Method::GET,
+            "/groups/{groupId}/serviceAccounts",
+            format!("{a}/groups/{g}/serviceAccounts"),
+            None,
+            O::ReadProject,
+            R::ProjectRead,
+        ),
+        row(
+            Method::POST,
+            "/groups/{groupId}/serviceAccounts/{clientIdAndVerb}",
+            format!("{a}/groups/{g}/serviceAccounts/mdb_sa_id_{none}:invite"),
+            Some(json!({"roles": ["GROUP_READ_ONLY"]})),
+            O::AssignProjectRoles,
+            R::ProjectOwner,
+        ),
         row(Method::GET, "/groups", format!("{a}/groups"), None, O::ListProjects, R::OrgMember),
         row(
             Method::POST,
@@ -436,7 +508,14 @@ async fn every_operation_by_every_role() {
     let mut failures = Vec::new();
     for row in &rows {
         for (role, client) in &keys {
-            let r = client.request(row.method.clone(), &row.path, row.body.as_ref()).await;
+            // Service accounts exist from version 2024-08-05 on.
+            let r = if row.template.contains("/serviceAccounts") {
+                client.clone().with_accept("application/vnd.atlas.2024-08-05+json")
+            } else {
+                client.clone()
+            }
+            .request(row.method.clone(), &row.path, row.body.as_ref())
+            .await;
             assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{:?} {} {}: {}", role, row.method, row.path, r.text);
             let forbidden = r.status == StatusCode::FORBIDDEN;
             if forbidden {

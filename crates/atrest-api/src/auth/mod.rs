@@ -52,10 +52,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// Paths that need no credentials: readiness, the console's assets and sign-in, and (later) the
-/// token endpoint.
+/// Paths that need no Admin API credentials: readiness, the console's assets and sign-in, and the
+/// OAuth endpoints (which authenticate the client themselves).
 pub fn is_public(path: &str) -> bool {
-    !(path.starts_with("/api/") || path.starts_with("/data/"))
+    path.starts_with("/api/oauth/") || !(path.starts_with("/api/") || path.starts_with("/data/"))
 }
 
 /// Reads and drops the body of a request answered with 401, so that a client still sending it
@@ -103,6 +103,30 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                 Err(e) => error_response(&e),
             };
         }
+    }
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(|t| zeroize::Zeroizing::new(t.trim().to_owned()));
+    if let Some(token) = bearer {
+        return match crate::oauth::bearer_principal(&state, &token).await {
+            Ok(principal) => {
+                req.extensions_mut().insert(principal);
+                next.run(req).await
+            }
+            Err(Error::Unauthenticated { .. }) => {
+                drain(req).await;
+                let mut resp = error_response(&Error::Unauthenticated { stale: false });
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"atrest\", error=\"invalid_token\""),
+                );
+                resp
+            }
+            Err(e) => error_response(&e),
+        };
     }
     let Some(creds) =
         req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(digest::parse_authorization)
