@@ -107,6 +107,12 @@ pub fn describe(e: &Error) -> Described {
             "The public key, private key, client id or client secret is wrong, or the key was deleted.".into(),
             vec![],
         ),
+        RateLimited { limit, retry_after_secs } => d(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED_TOKEN_BUCKET",
+            format!("You have exceeded the rate limit of {limit} requests per minute. Retry in {retry_after_secs} second(s)."),
+            vec![limit.to_string()],
+        ),
         CsrfRejected { reason } => d(
             StatusCode::FORBIDDEN,
             "CSRF_TOKEN_INVALID",

@@ -15,6 +15,7 @@ pub mod oauth;
 pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
+pub mod rate_limit;
 pub mod service_accounts;
 
 use std::future::Future;
@@ -45,6 +46,7 @@ pub struct AppState {
     pub control: Arc<atrest_control::Control>,
     /// Cookies get `Secure` when the server speaks TLS.
     pub secure_cookies: bool,
+    pub limiter: Arc<rate_limit::Limiter>,
 }
 
 /// Routes and the table of what they are (method, path template), built together: a route is
@@ -205,6 +207,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn(conventions::versioning))
+        .layer(from_fn_with_state(state.clone(), rate_limit::limit))
         .layer(from_fn_with_state(state.clone(), auth::authenticate))
         .layer(from_fn(limit_body))
         .layer(from_fn(conventions::envelope_and_pretty))
@@ -221,19 +224,22 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with(listener, state, shutdown, HEADER_READ_TIMEOUT).await
+    serve_with(listener, state, shutdown, HEADER_READ_TIMEOUT, None).await
 }
 
-/// [`serve`] with a chosen header read timeout. On shutdown it stops accepting, lets requests in
-/// flight finish, closes idle connections, and returns once every connection is done.
+/// How long a client has to finish the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// [`serve`] with a chosen header read timeout, over TLS when `tls` is given. On shutdown it stops
+/// accepting, lets requests in flight finish, closes idle connections, and returns once every
+/// connection is done.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
     header_read_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-
     let app = tower::ServiceExt::map_request(router(state), conventions::normalize);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut conns = tokio::task::JoinSet::new();
@@ -254,22 +260,16 @@ pub async fn serve_with(
         while conns.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let mut stop = stop_rx.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         conns.spawn(async move {
-            let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                tower::ServiceExt::oneshot(app.clone(), req.map(Body::new))
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_read_timeout)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            match tls {
+                None => serve_connection(stream, app, stop, header_read_timeout).await,
+                Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(stream, app, stop, header_read_timeout).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
             }
         });
     }
@@ -277,6 +277,60 @@ pub async fn serve_with(
     let _ = stop_tx.send(true);
     while conns.join_next().await.is_some() {}
     Ok(())
+}
+
+async fn serve_connection<S, A>(
+    stream: S,
+    app: A,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    header_read_timeout: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    A: tower::Service<http::Request<Body>, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    A::Future: Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        tower::ServiceExt::oneshot(app.clone(), req.map(Body::new))
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A TLS acceptor from PEM files: the certificate chain and its private key.
+pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("{}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in the file", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 #[cfg(test)]

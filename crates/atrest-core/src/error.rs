@@ -36,6 +36,8 @@ pub enum Error {
     AccessForbidden,
     #[error("wrong credentials")]
     WrongCredentials,
+    #[error("rate limit of {limit} requests per minute exceeded")]
+    RateLimited { limit: u32, retry_after_secs: u64 },
     #[error("cross-site request refused: {reason}")]
     CsrfRejected { reason: String },
 

@@ -99,6 +99,18 @@ pub struct ServeArgs {
     /// Clusters' master keys rotate at least this often, e.g. 90d [default: 90d]
     #[arg(long, env = "ATREST_MASTER_KEY_ROTATION_PERIOD", value_parser = parse_duration)]
     pub master_key_rotation_period: Option<Duration>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, env = "ATREST_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "ATREST_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Admin API requests per minute per API key or service account; 0 turns it off [default: 1000]
+    #[arg(long, env = "ATREST_RATE_LIMIT_PER_KEY")]
+    pub rate_limit_per_key: Option<u32>,
+    /// Admin API requests per minute per project; 0 turns it off [default: 500]
+    #[arg(long, env = "ATREST_RATE_LIMIT_PER_PROJECT")]
+    pub rate_limit_per_project: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +132,10 @@ struct FileConfig {
     reconcile_interval: Option<String>,
     aws_endpoint_vpc: Option<String>,
     master_key_rotation_period: Option<String>,
+    rate_limit_per_key: Option<u32>,
+    rate_limit_per_project: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
@@ -144,6 +160,9 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     pub aws_endpoint_vpc: String,
     pub master_key_rotation_period: Duration,
+    pub rate_limits: atrest_api::rate_limit::Limits,
+    /// Certificate chain and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Settings {
@@ -195,6 +214,18 @@ impl Settings {
                 .master_key_rotation_period
                 .or(file_duration(file.master_key_rotation_period, "master-key-rotation-period")?)
                 .unwrap_or(Duration::from_secs(90 * 86400)),
+            tls: match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+                (Some(c), Some(k)) => Some((c, k)),
+                (None, None) => None,
+                _ => anyhow::bail!("tls-cert and tls-key go together: give both or neither"),
+            },
+            rate_limits: {
+                let d = atrest_api::rate_limit::Limits::default();
+                atrest_api::rate_limit::Limits {
+                    per_key: args.rate_limit_per_key.or(file.rate_limit_per_key).unwrap_or(d.per_key),
+                    per_project: args.rate_limit_per_project.or(file.rate_limit_per_project).unwrap_or(d.per_project),
+                }
+            },
         })
     }
 }

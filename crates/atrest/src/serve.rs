@@ -224,7 +224,11 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 
     let listener =
         tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(atrest_api::tls_acceptor(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        None => None,
+    };
+    let url = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     update_credentials(&settings.data_dir, &[("ATREST_URL", url.clone())])?;
     println!(
         "atrest listening on {url} (organization {org}; credentials in {})",
@@ -237,9 +241,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         sealer,
         digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)),
         control,
-        secure_cookies: false,
+        secure_cookies: tls.is_some(),
+        limiter: Arc::new(atrest_api::rate_limit::Limiter::new(settings.rate_limits)),
     };
-    atrest_api::serve(listener, state, shutdown_signal()).await?;
+    atrest_api::serve_with(listener, state, shutdown_signal(), atrest_api::HEADER_READ_TIMEOUT, tls).await?;
     let _ = stop_tx.send(true);
     for r in reconcilers {
         let _ = r.await;

@@ -50,6 +50,9 @@ impl Server {
             .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
             .args(extra)
             .env("ATREST_LOG", "warn")
+            // Tests poll hard; rate limits have their own tests (rate_limits.rs), which override these.
+            .env("ATREST_RATE_LIMIT_PER_KEY", "0")
+            .env("ATREST_RATE_LIMIT_PER_PROJECT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -75,6 +78,18 @@ impl Server {
 
     pub fn org_id(&self) -> String {
         self.creds["ATREST_ORG_ID"].clone()
+    }
+
+    /// A new API key of the organization with `roles`, made by the bootstrap key.
+    pub async fn new_key(&self, roles: &[&str]) -> Client {
+        let org = self.org_id();
+        let r = self
+            .client()
+            .post(&format!("/api/atlas/v2/orgs/{org}/apiKeys"), &json!({"desc": "test", "roles": roles}))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let k = r.json();
+        Client::new(&self.url, k["publicKey"].as_str().unwrap(), k["privateKey"].as_str().unwrap())
     }
 
     /// The embedded AWS's URL.
