@@ -1,4 +1,4 @@
-//! `login`, `logout`, `orgs`, `projects`, `api-keys`.
+//! `login`, `logout`, `orgs`, `projects`, `api-keys`, `service-accounts`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::config::{self, Profile, DEFAULT_PROFILE};
 use crate::ctx::{group_path, Ctx, Global, Page, V2};
 use crate::error::{CliError, Result};
-use crate::http::{seg, Api, Credentials, Request};
+use crate::http::{seg, Api, Credentials, Request, V2_SERVICE_ACCOUNTS};
 use crate::output::{self, Column, Format, View};
 
 // ---------------------------------------------------------------- login / logout
@@ -337,6 +337,155 @@ pub async fn api_keys(a: ApiKeysArgs) -> Result<()> {
     ctx.show(&req, view).await?;
     if matches!(a.cmd, ApiKeysCmd::Create { .. }) && ctx.is_table() {
         eprintln!("Save the private key now: it is never shown again.");
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- service-accounts
+
+#[derive(Args, Debug)]
+pub struct ServiceAccountsArgs {
+    #[command(flatten)]
+    pub g: Global,
+    /// Organization id (default: the profile's organization)
+    #[arg(long, value_name = "ID")]
+    pub org_id: Option<String>,
+    #[command(subcommand)]
+    pub cmd: ServiceAccountsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ServiceAccountsCmd {
+    /// List the organization's service accounts
+    #[command(after_help = "Example:\n  atrest service-accounts list")]
+    List(Page),
+    /// Create a service account; its first secret is shown once
+    #[command(
+        after_help = "Example:\n  atrest service-accounts create --name ci --description Deploys --role ORG_MEMBER\n\n\
+        Log in as it: atrest login --url URL --public-key <clientId> --private-key <secret>"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        description: String,
+        /// Organization role (repeat for more than one)
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// Hours until the secret expires (8..8766)
+        #[arg(long, value_name = "HOURS", default_value_t = 720)]
+        secret_expires_after_hours: i64,
+    },
+    /// Show one service account
+    Describe {
+        /// Client id (mdb_sa_id_...)
+        client_id: String,
+    },
+    /// Rename, describe or re-role a service account
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Organization role (repeat for more than one; replaces the roles)
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Delete a service account (its tokens stop working)
+    Delete { client_id: String },
+    /// Create another secret (at most two); shown once
+    CreateSecret {
+        client_id: String,
+        #[arg(long, value_name = "HOURS", default_value_t = 720)]
+        secret_expires_after_hours: i64,
+    },
+    /// Delete one secret
+    DeleteSecret { client_id: String, secret_id: String },
+    /// Give a service account roles on a project
+    #[command(
+        after_help = "Example:\n  atrest service-accounts invite mdb_sa_id_... --project 6650e1a1c4b2a93f0a1b2c3e --role GROUP_OWNER"
+    )]
+    Invite {
+        client_id: String,
+        #[arg(long, value_name = "ID", env = "ATREST_PROJECT_ID", hide_env_values = true)]
+        project: String,
+        /// Project role (repeat for more than one)
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+    },
+}
+
+const SA_COLUMNS: &[Column] =
+    &[("CLIENT ID", "/clientId"), ("NAME", "/name"), ("DESCRIPTION", "/description"), ("ROLES", "/roles")];
+const NEW_SA_COLUMNS: &[Column] = &[
+    ("CLIENT ID", "/clientId"),
+    ("NAME", "/name"),
+    ("ROLES", "/roles"),
+    ("SECRET", "/secrets/0/secret"),
+    ("EXPIRES", "/secrets/0/expiresAt"),
+];
+const SECRET_COLUMNS: &[Column] = &[("ID", "/id"), ("SECRET", "/secret"), ("EXPIRES", "/expiresAt")];
+
+pub fn service_accounts_request(cmd: &ServiceAccountsCmd, org: &str) -> Request {
+    use ServiceAccountsCmd::*;
+    let base = format!("{V2}/orgs/{}/serviceAccounts", seg(org));
+    match cmd {
+        List(p) => Request::get(format!("{base}{}", p.query())),
+        Create { name, description, roles, secret_expires_after_hours } => Request::post(
+            base,
+            json!({"name": name, "description": description, "roles": roles,
+                   "secretExpiresAfterHours": secret_expires_after_hours}),
+        ),
+        Describe { client_id } => Request::get(format!("{base}/{}", seg(client_id))),
+        Update { client_id, name, description, roles } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if let Some(d) = description {
+                body.insert("description".into(), json!(d));
+            }
+            if !roles.is_empty() {
+                body.insert("roles".into(), json!(roles));
+            }
+            Request::patch(format!("{base}/{}", seg(client_id)), body.into())
+        }
+        Delete { client_id } => Request::delete(format!("{base}/{}", seg(client_id))),
+        CreateSecret { client_id, secret_expires_after_hours } => Request::post(
+            format!("{base}/{}/secrets", seg(client_id)),
+            json!({"secretExpiresAfterHours": secret_expires_after_hours}),
+        ),
+        DeleteSecret { client_id, secret_id } => {
+            Request::delete(format!("{base}/{}/secrets/{}", seg(client_id), seg(secret_id)))
+        }
+        Invite { client_id, project, roles } => Request::post(
+            format!("{}/serviceAccounts/{}:invite", group_path(project), seg(client_id)),
+            json!({"roles": roles}),
+        ),
+    }
+    .accept(V2_SERVICE_ACCOUNTS)
+}
+
+pub async fn service_accounts(a: ServiceAccountsArgs) -> Result<()> {
+    use ServiceAccountsCmd::*;
+    let ctx = Ctx::new(&a.g)?;
+    let org = match &a.cmd {
+        Invite { .. } => String::new(),
+        _ => ctx.org_id(a.org_id.as_deref()).await?,
+    };
+    let req = service_accounts_request(&a.cmd, &org);
+    let view = match &a.cmd {
+        List(_) => View::List { key: "results", columns: SA_COLUMNS },
+        Create { .. } => View::Entity(NEW_SA_COLUMNS),
+        CreateSecret { .. } => View::Entity(SECRET_COLUMNS),
+        Delete { client_id } => View::Message(format!("Deleted service account {client_id}")),
+        DeleteSecret { secret_id, .. } => View::Message(format!("Deleted secret {secret_id}")),
+        Describe { .. } | Update { .. } | Invite { .. } => View::Entity(SA_COLUMNS),
+    };
+    ctx.show(&req, view).await?;
+    if matches!(a.cmd, Create { .. } | CreateSecret { .. }) && ctx.is_table() {
+        eprintln!("Save the secret now: it is never shown again.");
     }
     Ok(())
 }

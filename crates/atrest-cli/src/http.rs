@@ -1,6 +1,8 @@
 //! The HTTP side: requests as plain values (so they can be unit-tested without a server), and a
 //! client that sends them with HTTP Digest the way Atlas's clients do: every request first goes
 //! out unauthenticated, the 401 challenge is answered, and a `stale=true` answer is retried once.
+//! Service account credentials (`mdb_sa_id_...` and its secret) get an OAuth access token from
+//! `/api/oauth/token` instead, sent as `Authorization: Bearer`.
 
 use std::time::Duration;
 
@@ -13,6 +15,8 @@ use crate::error::{CliError, Result};
 
 /// Atlas Admin API v2, the version every atrest resource exists at.
 pub const V2_2023: &str = "application/vnd.atlas.2023-01-01+json";
+/// The service account resource version.
+pub const V2_SERVICE_ACCOUNTS: &str = "application/vnd.atlas.2024-08-05+json";
 /// The cluster resource version the CLI speaks (`replicationSpecs[].regionConfigs[]`).
 pub const V2_CLUSTERS: &str = "application/vnd.atlas.2024-10-23+json";
 /// The data API is plain JSON.
@@ -82,7 +86,12 @@ pub struct Api {
     http: reqwest::Client,
     base: String,
     creds: Credentials,
+    /// The current access token, for service account credentials.
+    token: tokio::sync::Mutex<Option<String>>,
 }
+
+/// Client ids of service accounts start with this; their "private key" is the client secret.
+const SERVICE_ACCOUNT_PREFIX: &str = "mdb_sa_id_";
 
 impl Api {
     pub fn new(creds: Credentials) -> Result<Api> {
@@ -107,7 +116,7 @@ impl Api {
             .user_agent(concat!("atrest-cli/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CliError::other(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Api { http, base, creds })
+        Ok(Api { http, base, creds, token: tokio::sync::Mutex::new(None) })
     }
 
     /// Sends the request; any status other than 2xx becomes [`CliError::Api`].
@@ -131,6 +140,9 @@ impl Api {
         };
         let body = req.body.as_ref().map(|b| b.to_string());
 
+        if self.creds.public_key.starts_with(SERVICE_ACCOUNT_PREFIX) {
+            return self.execute_with_token(req, &url, body.as_deref()).await;
+        }
         let first = self.once(req, &url, body.as_deref(), None).await?;
         if first.status != 401 {
             return Ok(first.into_response());
@@ -163,6 +175,49 @@ impl Api {
             challenge = answer;
         }
         unreachable!("the loop returns")
+    }
+
+    /// Sends with the cached access token; a 401 fetches a new token once.
+    async fn execute_with_token(&self, req: &Request, url: &reqwest::Url, body: Option<&str>) -> Result<Response> {
+        let mut cached = self.token.lock().await;
+        for fresh in [false, true] {
+            if fresh || cached.is_none() {
+                *cached = Some(self.fetch_token().await?);
+            }
+            let bearer = format!("Bearer {}", cached.as_deref().unwrap_or_default());
+            let answer = self.once(req, url, body, Some(bearer)).await?;
+            if answer.status != 401 {
+                return Ok(answer.into_response());
+            }
+            if fresh {
+                return Err(CliError::Auth(format!("{} (the access token was refused)", detail_of(&answer.body))));
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// The client-credentials grant (RFC 6749 §4.4) with the client id and secret.
+    async fn fetch_token(&self) -> Result<String> {
+        let url = format!("{}/api/oauth/token", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .basic_auth(&self.creds.public_key, Some(&self.creds.private_key))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| self.network(e))?;
+        let status = resp.status();
+        let body: Value = resp.json().await.map_err(|e| self.network(e))?;
+        match body["access_token"].as_str() {
+            Some(t) if status.is_success() => Ok(t.to_owned()),
+            _ => Err(CliError::Auth(format!(
+                "{} (check the service account's client id and secret for {})",
+                body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("no access token"),
+                self.base
+            ))),
+        }
     }
 
     fn authorization(&self, challenge: &str, method: &str, uri: &str) -> Result<String> {

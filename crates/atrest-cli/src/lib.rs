@@ -65,6 +65,9 @@ pub enum ClientCommand {
     /// Organization API keys and their project roles
     #[command(after_help = concat!("Example:\n  atrest api-keys create --desc ci --role ORG_MEMBER\n\n", exit_codes!()))]
     ApiKeys(cmd_admin::ApiKeysArgs),
+    /// OAuth service accounts, their secrets and project roles
+    #[command(after_help = concat!("Example:\n  atrest service-accounts create --name ci --description Deploys --role ORG_MEMBER\n\n", exit_codes!()))]
+    ServiceAccounts(cmd_admin::ServiceAccountsArgs),
     /// AWS IAM roles atrest assumes to reach your KMS key
     #[command(after_help = concat!("Example:\n  atrest cloud-provider-access create --project 6650e1a1c4b2a93f0a1b2c3e\n\n", exit_codes!()))]
     CloudProviderAccess(cmd_ear::CloudAccessArgs),
@@ -93,6 +96,7 @@ pub async fn run(cmd: ClientCommand) -> i32 {
         ClientCommand::Orgs(a) => cmd_admin::orgs(a).await,
         ClientCommand::Projects(a) => cmd_admin::projects(a).await,
         ClientCommand::ApiKeys(a) => cmd_admin::api_keys(a).await,
+        ClientCommand::ServiceAccounts(a) => cmd_admin::service_accounts(a).await,
         ClientCommand::CloudProviderAccess(a) => cmd_ear::cloud_access(a).await,
         ClientCommand::EncryptionAtRest(a) => cmd_ear::encryption(a).await,
         ClientCommand::PrivateEndpoints(a) => cmd_ear::endpoints(a).await,
