@@ -377,11 +377,15 @@ pub enum ServiceAccountsCmd {
         secret_expires_after_hours: i64,
     },
     /// Show one service account
+    #[command(after_help = "Example:\n  atrest service-accounts describe mdb_sa_id_6650e1a1c4b2a93f0a1b2c3f")]
     Describe {
         /// Client id (mdb_sa_id_...)
         client_id: String,
     },
     /// Rename, describe or re-role a service account
+    #[command(
+        after_help = "Example:\n  atrest service-accounts update mdb_sa_id_6650e1a1c4b2a93f0a1b2c3f --role ORG_READ_ONLY"
+    )]
     Update {
         client_id: String,
         #[arg(long)]
@@ -393,14 +397,21 @@ pub enum ServiceAccountsCmd {
         roles: Vec<String>,
     },
     /// Delete a service account (its tokens stop working)
+    #[command(after_help = "Example:\n  atrest service-accounts delete mdb_sa_id_6650e1a1c4b2a93f0a1b2c3f")]
     Delete { client_id: String },
     /// Create another secret (at most two); shown once
+    #[command(
+        after_help = "Example:\n  atrest service-accounts create-secret mdb_sa_id_6650e1a1c4b2a93f0a1b2c3f --secret-expires-after-hours 48"
+    )]
     CreateSecret {
         client_id: String,
         #[arg(long, value_name = "HOURS", default_value_t = 720)]
         secret_expires_after_hours: i64,
     },
     /// Delete one secret
+    #[command(
+        after_help = "Example:\n  atrest service-accounts delete-secret mdb_sa_id_6650e1a1c4b2a93f0a1b2c3f 6650e1a1c4b2a93f0a1b2c40"
+    )]
     DeleteSecret { client_id: String, secret_id: String },
     /// Give a service account roles on a project
     #[command(
