@@ -13,6 +13,7 @@ pub mod events;
 pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
+pub mod replicas;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -40,6 +41,24 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub digest: Arc<auth::digest::DigestAuth>,
     pub control: Arc<atrest_control::Control>,
+    /// Sends a cluster's data requests on to the replica serving it.
+    pub forwarder: reqwest::Client,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Arc<Sealer>,
+        digest: Arc<auth::digest::DigestAuth>,
+        control: Arc<atrest_control::Control>,
+    ) -> Self {
+        let forwarder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        AppState { store, sealer, digest, control, forwarder }
+    }
 }
 
 /// Routes and the table of what they are (method, path template), built together: a route is

@@ -463,12 +463,14 @@ impl DataPlane {
     }
 
     /// Drops every unwrapped key of the cluster (zeroized) and closes its connections; reads and
-    /// writes then fail with `KeyInaccessible` until it is opened again. Idempotent.
-    pub fn lock_cluster(&self, cluster_id: &str) -> Result<()> {
+    /// writes then fail with `KeyInaccessible` until it is opened again. Idempotent: true if it
+    /// was open.
+    pub fn lock_cluster(&self, cluster_id: &str) -> Result<bool> {
         let cluster = self.cluster(cluster_id)?;
         let state = lock(&cluster.state).take();
+        let was_open = state.is_some();
         drop(state);
-        Ok(())
+        Ok(was_open)
     }
 
     pub fn is_open(&self, cluster_id: &str) -> bool {

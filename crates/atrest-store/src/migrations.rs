@@ -1,6 +1,10 @@
-//! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
+//! Schema versions per backend, applied in order at start. SQLite: `PRAGMA user_version` records
+//! the last applied; PostgreSQL: the table `schema_migrations`.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4];
+/// PostgreSQL's versions, one file each (`migrations/postgres/NNNN_*.sql`).
+pub const POSTGRES: &[&str] = &[include_str!("../migrations/postgres/0001_schema.sql")];
+
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -93,5 +97,15 @@ CREATE TABLE clusters (
     name     TEXT NOT NULL,
     body     TEXT NOT NULL,
     UNIQUE (group_id, name)
+);
+"#;
+
+/// Named leases: who holds a piece of work (a cluster's data plane) and until when.
+pub const SQLITE_V5: &str = r#"
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    holder_url TEXT NOT NULL,
+    expires_at TEXT NOT NULL
 );
 "#;

@@ -99,6 +99,20 @@ pub struct ServeArgs {
     /// Clusters' master keys rotate at least this often, e.g. 90d [default: 90d]
     #[arg(long, env = "ATREST_MASTER_KEY_ROTATION_PERIOD", value_parser = parse_duration)]
     pub master_key_rotation_period: Option<Duration>,
+    /// The store: `postgres://user:password@host:port/database` for PostgreSQL, shared by several
+    /// replicas (no TLS: sslmode=disable) [default: SQLite in the data directory]
+    #[arg(long, env = "ATREST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This replica's name among those sharing the database; a replica restarted with the same
+    /// name takes its clusters back at once [default: random on every start]
+    #[arg(long, env = "ATREST_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The URL other replicas use to reach this one [default: http://<listen address>]
+    #[arg(long, env = "ATREST_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// How long a cluster stays with a replica that stopped renewing its lease, e.g. 10s [default: 10s]
+    #[arg(long, env = "ATREST_LEASE_TTL", value_parser = parse_duration)]
+    pub lease_ttl: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -120,6 +134,10 @@ struct FileConfig {
     reconcile_interval: Option<String>,
     aws_endpoint_vpc: Option<String>,
     master_key_rotation_period: Option<String>,
+    database_url: Option<String>,
+    replica_id: Option<String>,
+    advertise_url: Option<String>,
+    lease_ttl: Option<String>,
 }
 
 fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
@@ -144,6 +162,10 @@ pub struct Settings {
     pub reconcile_interval: Duration,
     pub aws_endpoint_vpc: String,
     pub master_key_rotation_period: Duration,
+    pub database_url: Option<String>,
+    pub replica_id: Option<String>,
+    pub advertise_url: Option<String>,
+    pub lease_ttl: Duration,
 }
 
 impl Settings {
@@ -195,6 +217,13 @@ impl Settings {
                 .master_key_rotation_period
                 .or(file_duration(file.master_key_rotation_period, "master-key-rotation-period")?)
                 .unwrap_or(Duration::from_secs(90 * 86400)),
+            database_url: args.database_url.or(file.database_url),
+            replica_id: args.replica_id.or(file.replica_id),
+            advertise_url: args.advertise_url.or(file.advertise_url),
+            lease_ttl: args
+                .lease_ttl
+                .or(file_duration(file.lease_ttl, "lease-ttl")?)
+                .unwrap_or(Duration::from_secs(10)),
         })
     }
 }

@@ -173,6 +173,7 @@ fn start_logged(level: &str) -> LoggedServer {
         .arg("--data-dir")
         .arg(&dir)
         .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
+        .args(common::store_args(&dir))
         .env("ATREST_LOG", level)
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))

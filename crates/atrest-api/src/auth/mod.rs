@@ -72,9 +72,44 @@ fn challenge(state: &AppState, stale: bool) -> Response {
     resp
 }
 
+fn target_of(req: &Request) -> String {
+    req.extensions()
+        .get::<RequestTarget>()
+        .map(|t| t.0.clone())
+        .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default())
+}
+
+/// A request another replica authenticated and forwarded: served as the API key it names.
+async fn authenticate_forwarded(state: AppState, req: Request, next: Next) -> Response {
+    let target = target_of(&req);
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::data::MAX_DATA_BODY).await else {
+        return error_response(&Error::PayloadTooLarge);
+    };
+    let Some(key_id) = crate::replicas::verify(&state, &parts.method, &target, &parts.headers, &bytes) else {
+        return challenge(&state, false);
+    };
+    let key = match state.store.get_api_key(&key_id).await {
+        Ok(Some(key)) => key,
+        Ok(None) => return challenge(&state, false),
+        Err(e) => return error_response(&e),
+    };
+    parts.extensions.insert(crate::replicas::Forwarded);
+    parts.extensions.insert(Principal {
+        key_id: key.id,
+        org_id: key.org_id,
+        public_key: key.public_key,
+        grants: key.grants,
+    });
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if is_public(req.uri().path()) {
         return next.run(req).await;
+    }
+    if crate::replicas::is_forwarded(req.headers()) {
+        return authenticate_forwarded(state, req, next).await;
     }
     let Some(creds) =
         req.headers().get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).and_then(digest::parse_authorization)
@@ -97,11 +132,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         },
         Err(e) => return error_response(&Error::internal(e)),
     };
-    let target = req
-        .extensions()
-        .get::<RequestTarget>()
-        .map(|t| t.0.clone())
-        .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default());
+    let target = target_of(&req);
     match state.digest.verify(&creds, &verifier, req.method().as_str(), &target) {
         Outcome::Accepted => {}
         Outcome::Stale => {

@@ -21,7 +21,68 @@ pub struct Server {
     pub dir: PathBuf,
     pub url: String,
     pub creds: HashMap<String, String>,
+    /// The PostgreSQL database it stores in, when the tests run on PostgreSQL.
+    pub database_url: Option<String>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// Runs `f` with a client of the PostgreSQL database `url`, on a thread of its own (the harness
+/// is called from inside the tests' runtimes).
+pub fn with_postgres<T: Send + 'static>(
+    url: &str,
+    f: impl for<'c> FnOnce(
+            &'c tokio_postgres::Client,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>
+        + Send
+        + 'static,
+) -> T {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (client, conn) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+            let conn = tokio::spawn(conn);
+            let out = f(&client).await;
+            drop(client);
+            let _ = conn.await;
+            out
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// With `ATREST_TEST_DATABASE_URL` (a PostgreSQL server URL, as `scripts/with-postgres` exports)
+/// the tests run on PostgreSQL: each data directory gets a database of its own, created on first
+/// use and named after the directory, so a restarted server finds its database again.
+pub fn database_url(dir: &Path) -> Option<String> {
+    let server = std::env::var("ATREST_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+    let name = format!("atrest_{}", &hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()))[..24]);
+    let create = name.clone();
+    with_postgres(&server, move |c| {
+        Box::pin(async move {
+            let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&create]).await.unwrap();
+            if exists.is_none() {
+                c.batch_execute(&format!("CREATE DATABASE {create}")).await.unwrap();
+            }
+        })
+    });
+    let mut url = reqwest::Url::parse(&server).expect("ATREST_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+/// The flags that put a server's store where the tests run: PostgreSQL when asked for, with a
+/// replica id kept across restarts (a restarted server takes its clusters back at once).
+pub fn store_args(dir: &Path) -> Vec<String> {
+    match database_url(dir) {
+        Some(url) => {
+            let id = format!("test-{}", &hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()))[..12]);
+            vec!["--database-url".into(), url, "--replica-id".into(), id]
+        }
+        None => vec![],
+    }
 }
 
 impl Server {
@@ -43,11 +104,13 @@ impl Server {
 
     /// Starts (or restarts) the binary on `dir`, waiting for the URL it prints.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let store = store_args(dir);
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
+            .args(&store)
             .args(extra)
             .env("ATREST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -66,7 +129,8 @@ impl Server {
         });
         let url = rx.recv_timeout(Duration::from_secs(60)).expect("atrest printed its URL");
         let creds = read_credentials(&dir.join("bootstrap-credentials"));
-        Server { child, dir: dir.to_owned(), url, creds, _tmp: None }
+        let database_url = store.get(1).cloned();
+        Server { child, dir: dir.to_owned(), url, creds, database_url, _tmp: None }
     }
 
     pub fn client(&self) -> Client {
@@ -94,12 +158,28 @@ impl Server {
 
     /// The stored `awsKms` configuration of a project, read straight from the store.
     pub fn stored_aws_kms(&self, group: &str) -> Option<String> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.dir.join("atrest.sqlite3"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.query_row("SELECT aws_kms FROM encryption_at_rest WHERE group_id = ?1", [group], |r| r.get(0)).ok()
+        self.stored_text("SELECT aws_kms FROM encryption_at_rest WHERE group_id = $1", group)
+    }
+
+    /// One text value read straight from the store, whichever backend it is: `sql` takes one
+    /// parameter, written `$1` (SQLite reads it as `?1`).
+    pub fn stored_text(&self, sql: &str, param: &str) -> Option<String> {
+        match &self.database_url {
+            Some(url) => {
+                let (sql, param) = (sql.to_owned(), param.to_owned());
+                with_postgres(url, move |c| {
+                    Box::pin(async move { c.query_opt(&sql, &[&param]).await.unwrap().map(|r| r.get(0)) })
+                })
+            }
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    self.dir.join("atrest.sqlite3"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                conn.query_row(&sql.replace('$', "?"), [param], |r| r.get(0)).ok()
+            }
+        }
     }
 
     /// Adds a fault rule to the embedded AWS.
