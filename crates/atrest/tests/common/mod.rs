@@ -23,6 +23,8 @@ pub struct Server {
     pub creds: HashMap<String, String>,
     /// The PostgreSQL database it stores in, when the tests run on PostgreSQL.
     pub database_url: Option<String>,
+    /// An AWS of its own (URL, credentials file) instead of the embedded one.
+    pub aws: Option<(String, PathBuf)>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -73,6 +75,10 @@ pub fn database_url(dir: &Path) -> Option<String> {
     Some(url.to_string())
 }
 
+fn database_url_of(args: &[String]) -> Option<String> {
+    args.iter().position(|a| a == "--database-url").and_then(|i| args.get(i + 1)).cloned()
+}
+
 /// The flags that put a server's store where the tests run: PostgreSQL when asked for, with a
 /// replica id kept across restarts (a restarted server takes its clusters back at once).
 pub fn store_args(dir: &Path) -> Vec<String> {
@@ -104,15 +110,22 @@ impl Server {
 
     /// Starts (or restarts) the binary on `dir`, waiting for the URL it prints.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
-        let store = store_args(dir);
+        let mut args = store_args(dir);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let database_url = database_url_of(&args);
+        Server::launch(dir, &args, &[], database_url)
+    }
+
+    /// `atrest serve` on `dir` with exactly these arguments and environment.
+    pub fn launch(dir: &Path, args: &[String], env: &[(&str, String)], database_url: Option<String>) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
-            .args(&store)
-            .args(extra)
+            .args(args)
             .env("ATREST_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -129,8 +142,7 @@ impl Server {
         });
         let url = rx.recv_timeout(Duration::from_secs(60)).expect("atrest printed its URL");
         let creds = read_credentials(&dir.join("bootstrap-credentials"));
-        let database_url = store.get(1).cloned();
-        Server { child, dir: dir.to_owned(), url, creds, database_url, _tmp: None }
+        Server { child, dir: dir.to_owned(), url, creds, database_url, aws: None, _tmp: None }
     }
 
     pub fn client(&self) -> Client {
@@ -141,19 +153,29 @@ impl Server {
         self.creds["ATREST_ORG_ID"].clone()
     }
 
-    /// The embedded AWS's URL.
+    /// The AWS's URL (the embedded one's, unless the server was given another).
     pub fn aws_url(&self) -> String {
-        read_credentials(&self.dir.join("bootstrap-credentials"))["ATREST_AWS_URL"].clone()
+        match &self.aws {
+            Some((url, _)) => url.clone(),
+            None => read_credentials(&self.dir.join("bootstrap-credentials"))["ATREST_AWS_URL"].clone(),
+        }
     }
 
-    /// The customer's side of the embedded AWS, through the official SDKs.
+    fn aws_credentials_file(&self) -> PathBuf {
+        match &self.aws {
+            Some((_, file)) => file.clone(),
+            None => self.dir.join("aws-credentials"),
+        }
+    }
+
+    /// The customer's side of the AWS, through the official SDKs.
     pub fn customer(&self) -> Customer {
-        let creds = aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "customer").unwrap();
+        let creds = aws_emulator::client::read_profile(&self.aws_credentials_file(), "customer").unwrap();
         Customer::new(&self.aws_url(), creds)
     }
 
     pub fn operator_profile(&self) -> aws_emulator::client::StaticCredentials {
-        aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "operator").unwrap()
+        aws_emulator::client::read_profile(&self.aws_credentials_file(), "operator").unwrap()
     }
 
     /// The stored `awsKms` configuration of a project, read straight from the store.
@@ -506,6 +528,16 @@ impl Client {
     }
 
     async fn send(&self, method: &Method, path: &str, body: Option<&Value>, auth: Option<String>) -> Resp {
+        self.try_send(method, path, body, auth).await.expect("request sent")
+    }
+
+    async fn try_send(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Option<String>,
+    ) -> Result<Resp, reqwest::Error> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !self.accept.is_empty() {
             req = req.header("Accept", &self.accept);
@@ -516,8 +548,21 @@ impl Client {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b.to_string());
         }
-        let r = req.send().await.expect("request sent");
-        Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() }
+        let r = req.send().await?;
+        Ok(Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() })
+    }
+
+    /// The handshake of [`Client::request`], or `None` when the server could not be reached (or
+    /// went away mid-request).
+    pub async fn try_request(&self, method: Method, path: &str, body: Option<&Value>) -> Option<Resp> {
+        let first = self.try_send(&method, path, body, None).await.ok()?;
+        if first.status != StatusCode::UNAUTHORIZED {
+            return Some(first);
+        }
+        let header = first.headers.get("www-authenticate")?.to_str().ok()?.to_owned();
+        let c = parse_challenge_strict(&header).ok()?;
+        let auth = authorization(&c, &self.algorithm, &self.user, &self.pass, method.as_str(), path, 1);
+        self.try_send(&method, path, body, Some(auth)).await.ok()
     }
 
     /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
