@@ -61,6 +61,7 @@ fn data_error(e: DataError) -> Error {
         | DataError::InvalidUpdate(_)
         | DataError::DuplicateKey(_)
         | DataError::NotFound(_) => Error::DataRequest(e.to_string()),
+        DataError::Busy { cluster, reason } => Error::ClusterMoving { name: cluster, detail: reason },
         other => Error::internal(other),
     }
 }

@@ -73,16 +73,17 @@ pub async fn to_owner(
             state.control.ensure_open(cluster).await.ok();
             Ok(None)
         }
-        Owner::There(_) if forwarded => Err(Error::KeyInaccessible {
-            detail: "the cluster is moving between atrest replicas; retry in a few seconds".into(),
-        }),
-        Owner::There(url) => forward(state, who, &url, method, target, body).await.map(Some),
+        Owner::There(_) if forwarded => {
+            Err(Error::ClusterMoving { name: cluster.name.clone(), detail: "another replica took it over".into() })
+        }
+        Owner::There(url) => forward(state, who, &cluster.name, &url, method, target, body).await.map(Some),
     }
 }
 
 async fn forward(
     state: &AppState,
     who: &Principal,
+    cluster: &str,
     owner: &str,
     method: &Method,
     target: &str,
@@ -90,8 +91,9 @@ async fn forward(
 ) -> Result<Response, Error> {
     let (key, at) = (who.key_id.to_string(), now_secs().to_string());
     let tag = hex::encode(mac(state, method.as_str(), target, &key, &at, &body).finalize().into_bytes());
-    let unreachable = |e: reqwest::Error| Error::KeyInaccessible {
-        detail: format!("the atrest replica serving this cluster did not answer ({e}); retry in a few seconds"),
+    let unreachable = |e: reqwest::Error| Error::ClusterMoving {
+        name: cluster.to_owned(),
+        detail: format!("the replica serving it did not answer: {e}"),
     };
     let answer = state
         .forwarder

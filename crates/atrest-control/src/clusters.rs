@@ -196,6 +196,11 @@ impl Control {
                 Ok(())
             }
             State::Idle => {
+                // A replica that served the PATCH re-wrapped the master keys under a new CMK in the
+                // shared directory: re-open from there (the keys themselves did not change).
+                if self.replica.shared && self.data.keyring_changed_elsewhere(&id).unwrap_or(false) {
+                    let _ = self.data.lock_cluster(&id);
+                }
                 if c.provider == Provider::Aws && self.data.is_open(&id) {
                     // The key check may have run on another replica: follow the stored verdict.
                     let usable = self.aws_kms(&c.group_id).await?.is_some_and(|k| k.enabled && k.valid);

@@ -212,6 +212,15 @@ async fn three_replicas_under_kills_do_every_step_once() {
         lb.replicas.lock().unwrap()[0] = Some(s);
     }
 
+    // A customer-key cluster, for a CMK change made through a replica that does not serve it.
+    let s = lb.replicas.lock().unwrap()[1].take().unwrap();
+    let keyed = s.enable_cmk("keyed").await;
+    let customer = s.customer();
+    let body = cluster_body("k0", "M10", "AWS", &["US_EAST_1"]);
+    let r = s.client().with_accept(V2024).post(&format!("/api/atlas/v2/groups/{}/clusters", keyed.g), &body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    lb.replicas.lock().unwrap()[1] = Some(s);
+
     // Chaos: every ~1.5 s one replica is killed; it stays dead past its leases (2 s), then a new
     // one starts in its place.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -280,7 +289,9 @@ async fn three_replicas_under_kills_do_every_step_once() {
             let r = lb.request(Method::GET, &format!("/api/atlas/v2/groups/{g}/clusters"), None, V2024).await.json();
             idle += r["results"].as_array().unwrap().iter().filter(|c| c["stateName"] == "IDLE").count();
         }
-        if active == PROJECTS * REGIONS.len() && idle == CLUSTERS {
+        let keyed_path = format!("/api/atlas/v2/groups/{}/clusters/k0", keyed.g);
+        let keyed_idle = lb.request(Method::GET, &keyed_path, None, V2024).await.json()["stateName"] == "IDLE";
+        if active == PROJECTS * REGIONS.len() && idle == CLUSTERS && keyed_idle {
             break;
         }
         assert!(Instant::now() < deadline, "not settled: {active} endpoints ACTIVE, {idle} clusters IDLE");
@@ -322,7 +333,61 @@ async fn three_replicas_under_kills_do_every_step_once() {
     assert_eq!(of("ENCRYPTION_AT_REST_PRIVATE_ENDPOINT_CREATED"), PROJECTS * REGIONS.len());
     let to_active = counts.keys().filter(|k| k.0.ends_with("STATUS_CHANGED") && k.3 == "ACTIVE").count();
     assert_eq!(to_active, PROJECTS * REGIONS.len(), "each endpoint became ACTIVE once");
-    assert_eq!((of("CLUSTER_CREATED"), of("CLUSTER_READY")), (CLUSTERS, CLUSTERS));
+    assert_eq!((of("CLUSTER_CREATED"), of("CLUSTER_READY")), (CLUSTERS + 1, CLUSTERS + 1));
+
+    // The CMK changes through a replica that does not serve the cluster: the holder re-opens the
+    // re-wrapped keyring, and after the old key is disabled and the holder killed, the replica
+    // taking over opens the cluster with the new key alone.
+    let data = |g: &str, action: &str| format!("/data/v1/groups/{g}/clusters/k0/action/{action}");
+    let doc = json!({"database": "shop", "collection": "items", "document": {"sku": "k"}});
+    let r = lb.request(Method::POST, &data(&keyed.g, "insertOne"), Some(&doc), "application/json").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let holder_of = |g: &str, name: &str| {
+        let id = lb.sql(&format!("SELECT id FROM clusters WHERE group_id = '{g}' AND name = '{name}'"), |r| {
+            r.get::<_, String>(0)
+        });
+        lb.sql(&format!("SELECT holder_url FROM leases WHERE name = 'cluster:{}'", id[0]), |r| r.get::<_, String>(0))[0]
+            .clone()
+    };
+    let holder = holder_of(&keyed.g, "k0");
+    let other = lb.replicas.lock().unwrap().iter().flatten().find(|s| s.url != holder).unwrap().client();
+    let (new_key, new_arn) = customer.create_key().await;
+    let access = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": common::PAGE_ACTIONS, "Resource": [keyed.key_arn, new_arn]}]});
+    customer
+        .iam
+        .put_role_policy()
+        .role_name(&keyed.role_name)
+        .policy_name("atlas-kms-access")
+        .policy_document(access.to_string())
+        .send()
+        .await
+        .unwrap();
+    let r = other
+        .patch(
+            &format!("/api/atlas/v2/groups/{}/encryptionAtRest", keyed.g),
+            &json!({"awsKms": {"enabled": true, "customerMasterKeyID": new_key, "region": "US_EAST_1",
+                               "roleId": keyed.role_id}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // A new database makes the holder write the keyring: it must not write back the old wrapping.
+    let fresh = json!({"database": "fresh", "collection": "items", "document": {"sku": "f"}});
+    let r = lb.request(Method::POST, &data(&keyed.g, "insertOne"), Some(&fresh), "application/json").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    customer.disable_key(&keyed.key_id).await;
+    let find_k = json!({"database": "shop", "collection": "items", "filter": {"sku": "k"}});
+    let r = lb.request(Method::POST, &data(&keyed.g, "find"), Some(&find_k), "application/json").await;
+    assert_eq!(r.json()["documents"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    let victim = lb.replicas.lock().unwrap().iter().position(|s| s.as_ref().is_some_and(|s| s.url == holder));
+    lb.kill(victim.unwrap());
+    let r = lb.request(Method::POST, &data(&keyed.g, "find"), Some(&find_k), "application/json").await;
+    assert_eq!(r.json()["documents"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    let find_f = json!({"database": "fresh", "collection": "items", "filter": {"sku": "f"}});
+    let r = lb.request(Method::POST, &data(&keyed.g, "find"), Some(&find_f), "application/json").await;
+    assert_eq!(r.json()["documents"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_ne!(holder_of(&keyed.g, "k0"), holder, "another replica took the cluster over");
+    lb.revive_all();
 
     // The data plane: written through any replica (forwarded to the one serving the cluster),
     // and still there when that replica dies and another takes the cluster over.
