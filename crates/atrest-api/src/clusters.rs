@@ -306,9 +306,19 @@ async fn rotate(
     State(s): State<AppState>,
     who: Principal,
     Path((group, name)): Path<(String, String)>,
+    req: axum::extract::Request,
 ) -> ApiResult<Response> {
     let project = projects::load(&s, &who, Operation::ChangeClusterEncryption, &group).await?;
     let c = s.control.cluster(&project.id, &name).await?;
+    // The replica serving the cluster's data plane rotates its keys.
+    let target = req.extensions().get::<crate::conventions::RequestTarget>().map(|t| t.0.clone()).unwrap_or_default();
+    let forwarded = req.extensions().get::<crate::replicas::Forwarded>().is_some();
+    let method = req.method().clone();
+    if let Some(answer) =
+        crate::replicas::to_owner(&s, &who, &c, forwarded, &method, &target, bytes::Bytes::new()).await?
+    {
+        return Ok(answer);
+    }
     let version = s.control.rotate_master_key(&c).await?;
     Ok(ok(json!({"clusterName": c.name, "masterKeyVersion": version})))
 }

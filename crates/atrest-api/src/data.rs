@@ -15,7 +15,9 @@ use crate::conventions::ok;
 
 /// Data API requests carry documents in bulk: up to 16 MiB per request.
 pub const MAX_DATA_BODY: usize = 16 * 1024 * 1024;
+use crate::conventions::RequestTarget;
 use crate::errors::ApiResult;
+use crate::replicas::{self, Forwarded};
 use crate::{projects, AppState, Routes};
 
 pub fn routes() -> Routes {
@@ -59,6 +61,7 @@ fn data_error(e: DataError) -> Error {
         | DataError::InvalidUpdate(_)
         | DataError::DuplicateKey(_)
         | DataError::NotFound(_) => Error::DataRequest(e.to_string()),
+        DataError::Busy { cluster, reason } => Error::ClusterMoving { name: cluster, detail: reason },
         other => Error::internal(other),
     }
 }
@@ -69,6 +72,9 @@ async fn action(
     Path((group, name, action)): Path<(String, String, String)>,
     req: axum::extract::Request,
 ) -> ApiResult<Response> {
+    let method = req.method().clone();
+    let target = req.extensions().get::<RequestTarget>().map(|t| t.0.clone()).unwrap_or_default();
+    let forwarded = req.extensions().get::<Forwarded>().is_some();
     let bytes = axum::body::to_bytes(req.into_body(), MAX_DATA_BODY).await.map_err(|_| Error::PayloadTooLarge)?;
     let body: ActionBody = crate::conventions::parse_body(&bytes)?;
     let reads = matches!(action.as_str(), "find" | "findOne");
@@ -77,6 +83,9 @@ async fn action(
     let cluster = s.control.cluster(&project.id, &name).await?;
     if matches!(cluster.state, ClusterState::Creating | ClusterState::Deleting) {
         return Err(Error::ClusterBusy { name: cluster.name, state: cluster.state.as_str().into() }.into());
+    }
+    if let Some(answer) = replicas::to_owner(&s, &who, &cluster, forwarded, &method, &target, bytes.clone()).await? {
+        return Ok(answer);
     }
     let id = cluster.id.to_string();
     if !s.control.data.is_open(&id) {

@@ -401,6 +401,12 @@ pub fn describe(e: &Error) -> Described {
             format!("The cluster's data is encrypted under a customer key atrest cannot use right now: {detail}"),
             vec![],
         ),
+        ClusterMoving { name, detail } => d(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "CLUSTER_DATA_PLANE_MOVING",
+            format!("Cluster {name} cannot serve data for a moment ({detail}); retry in a few seconds."),
+            vec![name.clone()],
+        ),
         DataRequest(detail) => d(StatusCode::BAD_REQUEST, "INVALID_DATA_REQUEST", detail.clone(), vec![]),
         Internal(_) => d(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,6 +16,7 @@ pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
 pub mod rate_limit;
+pub mod replicas;
 pub mod service_accounts;
 
 use std::future::Future;
@@ -47,6 +48,44 @@ pub struct AppState {
     /// Cookies get `Secure` when the server speaks TLS.
     pub secure_cookies: bool,
     pub limiter: Arc<rate_limit::Limiter>,
+    /// Sends a cluster's data requests on to the replica serving it.
+    pub forwarder: reqwest::Client,
+}
+
+impl AppState {
+    /// Plain HTTP with the default rate limits; see [`AppState::with_tls`] and
+    /// [`AppState::with_limits`].
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Arc<Sealer>,
+        digest: Arc<auth::digest::DigestAuth>,
+        control: Arc<atrest_control::Control>,
+    ) -> Self {
+        let forwarder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .unwrap_or_default();
+        AppState {
+            store,
+            sealer,
+            digest,
+            control,
+            secure_cookies: false,
+            limiter: Arc::new(rate_limit::Limiter::new(rate_limit::Limits::default())),
+            forwarder,
+        }
+    }
+
+    pub fn with_tls(mut self, tls: bool) -> Self {
+        self.secure_cookies = tls;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: rate_limit::Limits) -> Self {
+        self.limiter = Arc::new(rate_limit::Limiter::new(limits));
+        self
+    }
 }
 
 /// Routes and the table of what they are (method, path template), built together: a route is

@@ -53,30 +53,41 @@ impl Control {
     }
 
     pub async fn update_cluster(&self, group: &ObjectId, name: &str, patch: ClusterPatch) -> Result<Cluster> {
-        let current = self.cluster(group, name).await?;
-        let facts = self.project_facts(group).await?;
-        let next = rules::update(&current, patch, &facts)?;
-        if next != current {
+        // Compare-and-set against the record the rules saw: a reconcile step (of any replica)
+        // moving the cluster meanwhile makes the rules decide again on what it wrote.
+        loop {
+            let current = self.cluster(group, name).await?;
+            let facts = self.project_facts(group).await?;
+            let next = rules::update(&current, patch.clone(), &facts)?;
+            if next == current {
+                return Ok(next);
+            }
             let mut events = vec![];
             if next.desired_provider != current.desired_provider {
                 events.push(Event::new(*group, "CLUSTER_ENCRYPTION_AT_REST_PROVIDER_CHANGE_STARTED", json!({"clusterName": name, "from": current.provider.as_str(), "to": next.desired_provider.as_str()})));
             }
             events.push(Event::new(*group, "CLUSTER_UPDATE_SUBMITTED", json!({"clusterName": name})));
-            self.store.update_cluster(&next, &events).await?;
-            self.nudge.notify_waiters();
+            if self.store.transition_cluster(&current, &next, &events).await? {
+                self.nudge.notify_waiters();
+                return Ok(next);
+            }
         }
-        Ok(next)
     }
 
     pub async fn delete_cluster(&self, group: &ObjectId, name: &str) -> Result<()> {
-        let mut c = self.cluster(group, name).await?;
-        if c.state != State::Deleting {
-            c.state = State::Deleting;
+        loop {
+            let current = self.cluster(group, name).await?;
+            if current.state == State::Deleting {
+                return Ok(());
+            }
+            let mut next = current.clone();
+            next.state = State::Deleting;
             let event = Event::new(*group, "CLUSTER_DELETE_SUBMITTED", json!({"clusterName": name}));
-            self.store.update_cluster(&c, &[event]).await?;
-            self.nudge.notify_waiters();
+            if self.store.transition_cluster(&current, &next, &[event]).await? {
+                self.nudge.notify_waiters();
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     fn service_wrapper(&self) -> &dyn MasterKeyWrapper {
@@ -92,24 +103,44 @@ impl Control {
     pub async fn lock_customer_key_clusters(&self, group: &ObjectId) {
         if let Ok(clusters) = self.store.all_clusters(group).await {
             for c in clusters.iter().filter(|c| c.provider == Provider::Aws) {
-                if self.data.is_open(&c.id.to_string()) {
-                    let _ = self.data.lock_cluster(&c.id.to_string());
-                    tracing::warn!(cluster = %c.name, "customer key invalid: cluster locked");
-                    let _ = self
-                        .store
-                        .append_events(&[Event::new(
-                            *group,
-                            "CLUSTER_DATA_INACCESSIBLE",
-                            json!({"clusterName": c.name}),
-                        )])
-                        .await;
-                }
+                self.lock_for_key(c).await;
             }
         }
     }
 
-    /// One reconcile step for one cluster.
-    pub async fn reconcile_cluster(&self, mut c: Cluster) -> Result<()> {
+    /// Locks a customer-key cluster served here, with its event (once: only the call that found
+    /// it open records it).
+    async fn lock_for_key(&self, c: &Cluster) {
+        if let Ok(true) = self.data.lock_cluster(&c.id.to_string()) {
+            tracing::warn!(cluster = %c.name, "customer key invalid: cluster locked");
+            let event = Event::new(c.group_id, "CLUSTER_DATA_INACCESSIBLE", json!({"clusterName": c.name}));
+            let _ = self.store.append_events(&[event]).await;
+        }
+    }
+
+    /// Opens an IDLE cluster served here whose keys are not loaded yet (a data request that
+    /// arrived before the reconciler, or right after a takeover). Skipped while a reconcile step
+    /// is working on it.
+    pub async fn ensure_open(&self, c: &Cluster) -> Result<()> {
+        if c.state != State::Idle || self.data.is_open(&c.id.to_string()) {
+            return Ok(());
+        }
+        let claimed = self.busy.lock().map(|mut b| b.insert(c.id)).unwrap_or(false);
+        if !claimed {
+            return Ok(());
+        }
+        let opened = self.open_cluster(c).await;
+        if let Ok(mut b) = self.busy.lock() {
+            b.remove(&c.id);
+        }
+        opened
+    }
+
+    /// One reconcile step for one cluster served here. Each state change is written with its event
+    /// only if the record is still what this step started from, so of two replicas (or a
+    /// replica and the API) racing, one moves it and one event is recorded.
+    pub async fn reconcile_cluster(&self, before: Cluster) -> Result<()> {
+        let mut c = before.clone();
         let id = c.id.to_string();
         let internal = |e: DataError| Error::internal(e);
         match c.state {
@@ -120,7 +151,9 @@ impl Control {
                     e => Err(internal(e)),
                 })?;
                 let event = Event::new(c.group_id, "CLUSTER_DELETED", json!({"clusterName": c.name}));
-                self.store.delete_cluster(&c, &[event]).await
+                self.store.delete_cluster(&c, &[event]).await?;
+                self.release_cluster(&c.id).await;
+                Ok(())
             }
             State::Creating => {
                 let regions: Vec<&str> = c.regions.iter().map(|r| r.region.as_str()).collect();
@@ -132,12 +165,14 @@ impl Control {
                     Provider::None => self.data.create_cluster(&id, &regions, self.service_wrapper()).await,
                 };
                 match created {
+                    // Created by a replica that died before recording it: the keyring is there.
                     Ok(()) | Err(DataError::ClusterExists(_)) => {}
                     Err(e) => return Err(internal(e)),
                 }
                 c.state = State::Idle;
                 let event = Event::new(c.group_id, "CLUSTER_READY", json!({"clusterName": c.name}));
-                self.store.update_cluster(&c, &[event]).await
+                self.store.transition_cluster(&before, &c, &[event]).await?;
+                Ok(())
             }
             State::Updating if c.desired_provider != c.provider => {
                 let done = self.switch_provider(&c).await?;
@@ -149,7 +184,7 @@ impl Control {
                     "CLUSTER_ENCRYPTION_AT_REST_PROVIDER_CHANGED",
                     json!({"clusterName": c.name, "encryptionAtRestProvider": done.as_str()}),
                 );
-                self.store.update_cluster(&c, &[event]).await?;
+                self.store.transition_cluster(&before, &c, &[event]).await?;
                 if let Ok(mut p) = self.progress.lock() {
                     p.remove(&c.id);
                 }
@@ -157,9 +192,23 @@ impl Control {
             }
             State::Updating => {
                 c.state = State::Idle;
-                self.store.update_cluster(&c, &[]).await
+                self.store.transition_cluster(&before, &c, &[]).await?;
+                Ok(())
             }
             State::Idle => {
+                // A replica that served the PATCH re-wrapped the master keys under a new CMK in the
+                // shared directory: re-open from there (the keys themselves did not change).
+                if self.replica.shared && self.data.keyring_changed_elsewhere(&id).unwrap_or(false) {
+                    let _ = self.data.lock_cluster(&id);
+                }
+                if c.provider == Provider::Aws && self.data.is_open(&id) {
+                    // The key check may have run on another replica: follow the stored verdict.
+                    let usable = self.aws_kms(&c.group_id).await?.is_some_and(|k| k.enabled && k.valid);
+                    if !usable {
+                        self.lock_for_key(&c).await;
+                        return Ok(());
+                    }
+                }
                 if !self.data.is_open(&id) {
                     self.open_cluster(&c).await?;
                 }
@@ -204,12 +253,12 @@ impl Control {
             "CLUSTER_MASTER_KEY_ROTATED",
             json!({"clusterName": c.name, "masterKeyVersion": version}),
         );
-        self.store.update_cluster(&next, &[event]).await?;
+        self.store.transition_cluster(c, &next, &[event]).await?;
         Ok(version)
     }
 
     /// Opens a cluster's keys if its provider's key can be used now.
-    async fn open_cluster(&self, c: &Cluster) -> Result<()> {
+    pub(crate) async fn open_cluster(&self, c: &Cluster) -> Result<()> {
         let id = c.id.to_string();
         let opened = match c.provider {
             Provider::None => self.data.open_cluster(&id, self.service_wrapper()).await,
@@ -251,7 +300,8 @@ impl Control {
     }
 }
 
-/// One pass over every cluster; each cluster's step runs in its own task, one at a time per cluster.
+/// One pass over the clusters this replica serves; each cluster's step runs in its own task, one
+/// at a time per cluster.
 pub async fn step(control: &Arc<Control>) {
     let clusters = match control.store.every_cluster().await {
         Ok(c) => c,
@@ -260,7 +310,8 @@ pub async fn step(control: &Arc<Control>) {
             return;
         }
     };
-    for c in clusters {
+    let mine = control.claim_clusters(&clusters).await;
+    for c in clusters.into_iter().filter(|c| mine.contains(&c.id)) {
         let busy = control.busy.lock().map(|mut b| !b.insert(c.id)).unwrap_or(true);
         if busy {
             continue;

@@ -9,9 +9,14 @@ use tokio::sync::Semaphore;
 
 use crate::Control;
 
-/// One pass: check every configuration that is due. Returns how many were checked.
+/// One pass: claim every configuration that is due and check it. Returns how many were checked.
+/// The claim keeps the others replicas off a check until it lapses: as long as the check may
+/// take, but no longer than the check interval, so that a replica that died mid-check delays its
+/// checks by at most one interval.
 pub async fn step(control: &Arc<Control>) -> usize {
-    let due = match control.store.due_checks(time::OffsetDateTime::now_utc()).await {
+    let now = time::OffsetDateTime::now_utc();
+    let claim = control.settings.key_check_interval.min(control.replica.lease_ttl.max(Duration::from_secs(1)));
+    let due = match control.store.claim_due_checks(now, now + claim).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "listing due key checks");

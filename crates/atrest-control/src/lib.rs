@@ -7,17 +7,19 @@ pub mod clusters;
 pub mod encryption_at_rest;
 pub mod key_validity;
 pub mod kms_wrapper;
+pub mod ownership;
 pub mod private_endpoints;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use atrest_core::ObjectId;
 use atrest_keys::aws::Aws;
 use atrest_keys::ec2::Ec2;
 use atrest_keys::Sealer;
 use atrest_store::Store;
+pub use ownership::{Owner, Replica};
 
 #[derive(Clone, Debug)]
 pub struct ControlSettings {
@@ -49,6 +51,10 @@ pub struct Control {
     pub progress: Mutex<HashMap<ObjectId, atrest_dataplane::Progress>>,
     /// Why each project's key failed its last check (a cache of the last outcome, for messages).
     pub key_problems: Mutex<HashMap<ObjectId, atrest_core::encryption_at_rest::KeyProblem>>,
+    /// This process among the replicas sharing the database.
+    pub replica: Replica,
+    /// Clusters whose lease this replica holds, with when it last took or renewed it.
+    pub held: Mutex<HashMap<ObjectId, Instant>>,
 }
 
 impl Control {
@@ -79,6 +85,7 @@ pub struct Parts {
     pub settings: ControlSettings,
     pub data: Arc<atrest_dataplane::DataPlane>,
     pub service_key: Arc<atrest_dataplane::ServiceKeyWrapper>,
+    pub replica: Replica,
 }
 
 impl Control {
@@ -96,6 +103,8 @@ impl Control {
             busy: Mutex::new(HashSet::new()),
             progress: Mutex::new(HashMap::new()),
             key_problems: Mutex::new(HashMap::new()),
+            replica: p.replica,
+            held: Mutex::new(HashMap::new()),
         })
     }
 }

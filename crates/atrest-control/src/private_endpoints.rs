@@ -72,22 +72,29 @@ impl Control {
             .ok_or(KeyProblem::PrivateEndpointMissing(region))
     }
 
-    /// One reconcile step for one endpoint: at most one EC2 change, then what it observes.
+    /// One reconcile step for one endpoint: at most one EC2 change, then what it observes. Each
+    /// state change is written with its events only if the record is still what the step read,
+    /// so a step that raced another replica's records nothing.
     pub async fn reconcile_private_endpoint(&self, mut e: PrivateEndpoint) -> Result<()> {
+        let mut before = e.clone();
         let region = e.aws_region();
         if e.status == Status::Initiating && e.aws_endpoint_id.is_none() {
             // Crash-safe: the client token makes a repeated create return the same endpoint.
             match self.ec2.create_endpoint(&region, &e.client_token()).await {
                 Ok(id) => {
                     e.aws_endpoint_id = Some(id);
-                    self.store.update_private_endpoint(&e, &[]).await?;
+                    if !self.store.transition_private_endpoint(&before, &e, &[]).await? {
+                        return Ok(());
+                    }
+                    before = e.clone();
                 }
                 Err(err) if err.is_transient() => return Ok(()),
                 Err(err) => {
                     e.status = Status::Failed;
                     e.error_message = Some(format!("creating the VPC endpoint failed: {err}"));
                     let events = [status_event(&e, Status::Initiating)];
-                    return self.store.update_private_endpoint(&e, &events).await;
+                    self.store.transition_private_endpoint(&before, &e, &events).await?;
+                    return Ok(());
                 }
             }
         }
@@ -119,7 +126,7 @@ impl Control {
                 if let Observed::Available { url } = &observed {
                     if e.status == Status::Active && e.endpoint_url.as_deref() != Some(url.as_str()) {
                         e.endpoint_url = Some(url.clone());
-                        self.store.update_private_endpoint(&e, &[]).await?;
+                        self.store.transition_private_endpoint(&before, &e, &[]).await?;
                     }
                 }
                 Ok(())
@@ -131,8 +138,7 @@ impl Control {
                     e.endpoint_url = endpoint_url;
                 }
                 let events = [status_event(&e, from)];
-                self.store.update_private_endpoint(&e, &events).await?;
-                if status == Status::Active {
+                if self.store.transition_private_endpoint(&before, &e, &events).await? && status == Status::Active {
                     self.retire_replaced(&e).await?;
                 }
                 Ok(())
@@ -150,7 +156,9 @@ impl Control {
                         json!({"endpointId": new.id, "regionName": new.region, "replaces": old.id}),
                     ),
                 ];
-                self.store.recreate_private_endpoint(&old, &new, &events).await?;
+                if !self.store.recreate_private_endpoint_if(&before, &old, &new, &events).await? {
+                    return Ok(());
+                }
                 if !matches!(observed, Observed::Gone)
                     || self.ec2.observe(&region, &aws_id).await.ok() != Some(Observed::Gone)
                 {
@@ -201,9 +209,12 @@ pub async fn step(control: &Arc<Control>) {
         let control = control.clone();
         tasks.spawn(async move {
             let id = e.id;
+            // Replicas sharing the database take turns on an endpoint instead of calling EC2 together.
+            let Some(lease) = control.work_lease(format!("endpoint:{id}")).await else { return };
             if let Err(err) = control.reconcile_private_endpoint(e).await {
                 tracing::error!(endpoint = %id, error = %err, "reconciling private endpoint");
             }
+            lease.release().await;
         });
     }
     while tasks.join_next().await.is_some() {}

@@ -148,6 +148,9 @@ pub enum Error {
     ProjectHasClusters { count: u64 },
     #[error("the cluster's data is inaccessible: {detail}")]
     KeyInaccessible { detail: String },
+    /// The cluster's data plane is moving between replicas (or re-opening its keys): retry.
+    #[error("cluster {name} is moving between replicas: {detail}")]
+    ClusterMoving { name: String, detail: String },
     #[error("{0}")]
     DataRequest(String),
 

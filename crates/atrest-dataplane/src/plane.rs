@@ -195,10 +195,21 @@ impl Cluster {
 
     /// Applies `f` to the newest keyring and stores it durably (in memory too when open).
     /// Callers hold the admin lock, or the state lock is what serializes them (open clusters).
+    /// An open cluster whose keyring another process changed (replicas sharing the directory)
+    /// refuses the update rather than overwrite it; it is re-opened, then the update is retried.
     fn update_keyring(&self, f: impl FnOnce(&mut Keyring) -> Result<()>) -> Result<Keyring> {
         let mut guard = lock(&self.state);
         let mut kr = match guard.as_ref() {
-            Some(st) => st.keyring.clone(),
+            Some(st) => {
+                let on_disk = Keyring::load(&self.keyring_path())?.map(|kr| kr.generation);
+                if on_disk.is_some_and(|g| g != st.keyring.generation) {
+                    return Err(DataError::Busy {
+                        cluster: self.id.clone(),
+                        reason: "its keyring was changed by another process; it is re-opened shortly".into(),
+                    });
+                }
+                st.keyring.clone()
+            }
             None => Keyring::load(&self.keyring_path())?.ok_or_else(|| DataError::ClusterNotFound(self.id.clone()))?,
         };
         f(&mut kr)?;
@@ -463,12 +474,22 @@ impl DataPlane {
     }
 
     /// Drops every unwrapped key of the cluster (zeroized) and closes its connections; reads and
-    /// writes then fail with `KeyInaccessible` until it is opened again. Idempotent.
-    pub fn lock_cluster(&self, cluster_id: &str) -> Result<()> {
+    /// writes then fail with `KeyInaccessible` until it is opened again. Idempotent: true if it
+    /// was open.
+    pub fn lock_cluster(&self, cluster_id: &str) -> Result<bool> {
         let cluster = self.cluster(cluster_id)?;
         let state = lock(&cluster.state).take();
+        let was_open = state.is_some();
         drop(state);
-        Ok(())
+        Ok(was_open)
+    }
+
+    /// Whether another process changed the keyring of this open cluster since it was opened here
+    /// (several replicas share the data-plane directory); the caller locks and re-opens it.
+    pub fn keyring_changed_elsewhere(&self, cluster_id: &str) -> Result<bool> {
+        let cluster = self.cluster(cluster_id)?;
+        let Some(mine) = lock(&cluster.state).as_ref().map(|st| st.keyring.generation) else { return Ok(false) };
+        Ok(Keyring::load(&cluster.keyring_path())?.is_some_and(|kr| kr.generation != mine))
     }
 
     pub fn is_open(&self, cluster_id: &str) -> bool {

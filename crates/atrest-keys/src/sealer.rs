@@ -28,6 +28,8 @@ pub enum SealError {
 
 pub struct Sealer {
     cipher: Aes256Gcm,
+    /// For requests between replicas sharing this secret (see [`Sealer::forwarding_key`]).
+    forwarding: Zeroizing<[u8; 32]>,
 }
 
 impl Sealer {
@@ -52,7 +54,18 @@ impl Sealer {
     }
 
     pub fn from_key(key: &[u8]) -> Self {
-        Sealer { cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key") }
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"atrest/replica-forwarding/v1\0");
+        h.update(key);
+        let forwarding = Zeroizing::new(h.finalize().into());
+        Sealer { cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"), forwarding }
+    }
+
+    /// A key derived from the server secret (never the secret itself) that replicas sharing it
+    /// use to authenticate requests they forward to each other.
+    pub fn forwarding_key(&self) -> &[u8; 32] {
+        &self.forwarding
     }
 
     /// Seals `plaintext`; `context` (for example the owning row's id) must be given again to open.

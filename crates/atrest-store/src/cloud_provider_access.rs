@@ -4,18 +4,19 @@ use atrest_core::cloud_provider_access::AwsIamRole;
 use atrest_core::{time_fmt, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::sqlite::{date_of, db_err, id_of};
+use crate::codec::{date_of, id_of};
+use crate::sqlite::db_err;
 
-const COLUMNS: &str =
+pub(crate) const COLUMNS: &str =
     "role_id, group_id, atlas_aws_account_arn, external_id, iam_assumed_role_arn, created, authorized";
 
-type RoleRow = (String, String, String, String, Option<String>, String, Option<String>);
+pub(crate) type RoleRow = (String, String, String, String, Option<String>, String, Option<String>);
 
 fn row(r: &Row) -> rusqlite::Result<RoleRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
 }
 
-fn to_role(r: RoleRow) -> Result<AwsIamRole> {
+pub(crate) fn to_role(r: RoleRow) -> Result<AwsIamRole> {
     Ok(AwsIamRole {
         role_id: id_of(&r.0)?,
         group_id: id_of(&r.1)?,

@@ -5,7 +5,8 @@ use atrest_core::paging::Page;
 use atrest_core::{Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::sqlite::{db_err, json_of};
+use crate::codec::{json_of, json_text};
+use crate::sqlite::db_err;
 
 fn collect(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Cluster>> {
     let mut stmt = c.prepare(sql).map_err(db_err)?;
@@ -34,9 +35,26 @@ pub fn update(c: &Connection, cl: &Cluster) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(c: &Connection, cl: &Cluster) -> Result<()> {
-    c.execute("DELETE FROM clusters WHERE id = ?1", [cl.id.to_string()]).map_err(db_err)?;
-    Ok(())
+/// Whether the cluster was there to delete.
+pub fn delete(c: &Connection, cl: &Cluster) -> Result<bool> {
+    Ok(c.execute("DELETE FROM clusters WHERE id = ?1", [cl.id.to_string()]).map_err(db_err)? == 1)
+}
+
+/// Updates to `after` only if the stored record still equals `before` (compared as records, so
+/// that a field added later with a default does not make old rows unequal to themselves).
+pub fn transition(c: &Connection, before: &Cluster, after: &Cluster) -> Result<bool> {
+    let stored: Option<String> = c
+        .query_row("SELECT body FROM clusters WHERE id = ?1", [before.id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(db_err)?;
+    match stored.map(|b| json_of::<Cluster>(&b)).transpose()? {
+        Some(current) if current == *before => {
+            c.execute("UPDATE clusters SET body = ?2 WHERE id = ?1", params![after.id.to_string(), json_text(after)?])
+                .map_err(db_err)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 pub fn by_name(c: &Connection, group: &str, name: &str) -> Result<Option<Cluster>> {

@@ -4,33 +4,19 @@ use atrest_core::encryption_at_rest::AwsKms;
 use atrest_core::{Error, ObjectId, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::sqlite::{date_of, db_err, id_of, json_of};
+use crate::codec::{date_of, id_of, instant, json_of};
+use crate::sqlite::db_err;
 use crate::StoredEncryptionAtRest;
 
-/// Fixed-width UTC with microseconds, so that timestamps compare correctly as text.
-fn instant(t: time::OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year(),
-        t.month() as u8,
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second(),
-        t.microsecond()
-    )
-}
+pub(crate) const COLUMNS: &str = "group_id, aws_kms, sealed_secret, version, next_check_at, failures";
 
-const COLUMNS: &str = "group_id, aws_kms, sealed_secret, version, next_check_at, failures";
-
-type EarRow = (String, String, Option<Vec<u8>>, i64, String, i64);
+pub(crate) type EarRow = (String, String, Option<Vec<u8>>, i64, String, i64);
 
 fn row(r: &Row) -> rusqlite::Result<EarRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
 }
 
-fn to_stored(r: EarRow) -> Result<StoredEncryptionAtRest> {
+pub(crate) fn to_stored(r: EarRow) -> Result<StoredEncryptionAtRest> {
     Ok(StoredEncryptionAtRest {
         group_id: id_of(&r.0)?,
         aws_kms: json_of(&r.1)?,
@@ -74,6 +60,8 @@ pub fn save(
     Ok(())
 }
 
+/// Records a check's result if the row is still at `version`, bumping it: of two replicas that
+/// checked the same row, one records.
 #[allow(clippy::too_many_arguments)]
 pub fn record_check(
     c: &Connection,
@@ -90,18 +78,44 @@ pub fn record_check(
     if current.version != version {
         return Ok(false);
     }
-    let mut cfg = current.aws_kms;
+    let json = serde_json::to_string(&checked(current.aws_kms, valid, key_arn)).map_err(Error::internal)?;
+    let updated = c
+        .execute(
+            "UPDATE encryption_at_rest SET aws_kms = ?2, next_check_at = ?3, failures = ?4, version = version + 1
+             WHERE group_id = ?1 AND version = ?5",
+            params![group.to_string(), json, instant(next_check_at), failures, version],
+        )
+        .map_err(db_err)?;
+    Ok(updated == 1)
+}
+
+/// The configuration after a check: `valid` and, when the check learnt it, the key's ARN.
+pub(crate) fn checked(mut cfg: AwsKms, valid: bool, key_arn: Option<String>) -> AwsKms {
     cfg.valid = valid;
     if key_arn.is_some() {
         cfg.key_arn = key_arn;
     }
-    let json = serde_json::to_string(&cfg).map_err(Error::internal)?;
-    c.execute(
-        "UPDATE encryption_at_rest SET aws_kms = ?2, next_check_at = ?3, failures = ?4 WHERE group_id = ?1 AND version = ?5",
-        params![group.to_string(), json, instant(next_check_at), failures, version],
-    )
-    .map_err(db_err)?;
-    Ok(true)
+    cfg
+}
+
+/// Claims the due checks: each is pushed to `until` (its version bumped) in the same
+/// transaction, so it is not due for anyone else until the claim lapses.
+pub fn claim_due(
+    c: &Connection,
+    now: time::OffsetDateTime,
+    until: time::OffsetDateTime,
+) -> Result<Vec<StoredEncryptionAtRest>> {
+    let mut claimed = due(c, now)?;
+    for s in &mut claimed {
+        c.execute(
+            "UPDATE encryption_at_rest SET next_check_at = ?2, version = version + 1 WHERE group_id = ?1",
+            params![s.group_id.to_string(), instant(until)],
+        )
+        .map_err(db_err)?;
+        s.next_check_at = until;
+        s.version += 1;
+    }
+    Ok(claimed)
 }
 
 pub fn due(c: &Connection, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>> {

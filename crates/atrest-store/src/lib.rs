@@ -3,9 +3,12 @@
 
 mod cloud_provider_access;
 mod clusters;
+mod codec;
 mod encryption_at_rest;
 mod events;
+mod leases;
 mod migrations;
+mod pg;
 mod private_endpoints;
 mod service_accounts;
 mod sessions;
@@ -26,6 +29,7 @@ use atrest_core::service_accounts::ServiceAccount;
 use atrest_core::sessions::Session;
 use atrest_core::{ObjectId, Result};
 
+pub use pg::{check_url as check_database_url, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Which projects a lister may see: all of an organization's, or only the listed ones.
@@ -36,8 +40,8 @@ pub enum ProjectScope {
 }
 
 /// A project's Encryption at Rest row: the configuration, its sealed legacy secret, and the
-/// bookkeeping of the validity reconciler. `version` grows with every configuration change so a
-/// check that raced a change does not overwrite it.
+/// bookkeeping of the validity reconciler. `version` grows with every change of the row (a new
+/// configuration, a claimed or recorded check) so a check that raced a change does not overwrite it.
 #[derive(Debug, Clone)]
 pub struct StoredEncryptionAtRest {
     pub group_id: ObjectId,
@@ -53,6 +57,19 @@ pub struct StoredEncryptionAtRest {
 pub struct StoredApiKey {
     pub key: ApiKey,
     pub sealed_verifier: Vec<u8>,
+}
+
+/// A named lease: one holder at a time, until it expires. Replicas sharing one database use them
+/// to decide who does a piece of work (such as serving a cluster's data plane).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub name: String,
+    /// The holder's id (one per running replica).
+    pub holder: String,
+    /// Where the holder serves, for requests that must go to it.
+    pub holder_url: String,
+    /// False once it expired: anyone may take it.
+    pub live: bool,
 }
 
 #[async_trait]
@@ -98,7 +115,8 @@ pub trait Store: Send + Sync + 'static {
         next_check_at: time::OffsetDateTime,
         events: &[Event],
     ) -> Result<()>;
-    /// Records a check's result if the configuration is still at `version`; false if it changed.
+    /// Records a check's result with its events if the row is still at `version` (bumping it);
+    /// false, nothing written, if the configuration changed or another check was recorded first.
     async fn record_check(
         &self,
         group: &ObjectId,
@@ -111,6 +129,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     /// Enabled configurations whose next check is due at `now`.
     async fn due_checks(&self, now: time::OffsetDateTime) -> Result<Vec<StoredEncryptionAtRest>>;
+    /// The due checks, claimed: each is pushed to `until` and its version bumped in the same
+    /// transaction (rows another replica is claiming are skipped), so with several replicas on one
+    /// database each check is made by one of them; the returned rows carry the claimed version.
+    async fn claim_due_checks(
+        &self,
+        now: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<Vec<StoredEncryptionAtRest>>;
 
     /// Inserts an endpoint unless its region is occupied (`PrivateEndpointExists`).
     async fn insert_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
@@ -125,7 +151,24 @@ pub trait Store: Send + Sync + 'static {
         new: &PrivateEndpoint,
         events: &[Event],
     ) -> Result<()>;
+    /// Removes the endpoint; the events are recorded only if it was still there.
     async fn delete_private_endpoint(&self, e: &PrivateEndpoint, events: &[Event]) -> Result<()>;
+    /// A reconcile step: writes `after` with its events only if the stored endpoint still equals
+    /// `before`; false (nothing written) when someone else changed it first.
+    async fn transition_private_endpoint(
+        &self,
+        before: &PrivateEndpoint,
+        after: &PrivateEndpoint,
+        events: &[Event],
+    ) -> Result<bool>;
+    /// [`Store::recreate_private_endpoint`], only if the stored `old` still equals `before`.
+    async fn recreate_private_endpoint_if(
+        &self,
+        before: &PrivateEndpoint,
+        old: &PrivateEndpoint,
+        new: &PrivateEndpoint,
+        events: &[Event],
+    ) -> Result<bool>;
     async fn unsettled_private_endpoints(&self) -> Result<Vec<PrivateEndpoint>>;
 
     /// Inserts a cluster unless its name is taken in the project (`ClusterNameTaken`).
@@ -136,7 +179,20 @@ pub trait Store: Send + Sync + 'static {
     /// Every cluster of every project (for the reconcilers).
     async fn every_cluster(&self) -> Result<Vec<Cluster>>;
     async fn update_cluster(&self, c: &Cluster, events: &[Event]) -> Result<()>;
+    /// Removes the cluster; the events are recorded only if it was still there.
     async fn delete_cluster(&self, c: &Cluster, events: &[Event]) -> Result<()>;
+    /// A reconcile step: writes `after` with its events only if the stored cluster still equals
+    /// `before`; false (nothing written) when someone else changed it first.
+    async fn transition_cluster(&self, before: &Cluster, after: &Cluster, events: &[Event]) -> Result<bool>;
+
+    /// Takes the lease `name` for `holder` until `ttl` from now, or renews it if `holder` has it;
+    /// false while someone else holds it unexpired.
+    async fn acquire_lease(&self, name: &str, holder: &str, holder_url: &str, ttl: std::time::Duration)
+        -> Result<bool>;
+    /// Gives the lease up if `holder` has it.
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Every lease whose name starts with `prefix`.
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>>;
 
     async fn append_events(&self, events: &[Event]) -> Result<()>;
     /// Newest first.

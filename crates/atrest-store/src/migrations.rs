@@ -1,6 +1,13 @@
-//! Schema versions, applied in order at start; `PRAGMA user_version` records the last applied.
+//! Schema versions per backend, applied in order at start. SQLite: `PRAGMA user_version` records
+//! the last applied; PostgreSQL: the table `schema_migrations`.
 
-pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5, SQLITE_V6];
+/// PostgreSQL's versions, one file each (`migrations/postgres/NNNN_*.sql`).
+pub const POSTGRES: &[&str] = &[
+    include_str!("../migrations/postgres/0001_schema.sql"),
+    include_str!("../migrations/postgres/0002_sessions_service_accounts.sql"),
+];
+
+pub const SQLITE: &[&str] = &[V1, SQLITE_V2, SQLITE_V3, SQLITE_V4, SQLITE_V5, SQLITE_V6, SQLITE_V7];
 
 const V1: &str = r#"
 CREATE TABLE meta (
@@ -96,7 +103,17 @@ CREATE TABLE clusters (
 );
 "#;
 
+/// Named leases: who holds a piece of work (a cluster's data plane) and until when.
 pub const SQLITE_V5: &str = r#"
+CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    holder_url TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+);
+"#;
+
+pub const SQLITE_V6: &str = r#"
 CREATE TABLE sessions (
     token_hash TEXT PRIMARY KEY,
     kind       TEXT NOT NULL,
@@ -107,7 +124,7 @@ CREATE TABLE sessions (
 CREATE INDEX sessions_by_expiry ON sessions (expires);
 "#;
 
-pub const SQLITE_V6: &str = r#"
+pub const SQLITE_V7: &str = r#"
 CREATE TABLE service_accounts (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     id          TEXT NOT NULL UNIQUE,

@@ -5,17 +5,18 @@ use atrest_core::private_endpoints::{PrivateEndpoint, Status};
 use atrest_core::{time_fmt, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::sqlite::{date_of, db_err, id_of};
+use crate::codec::{date_of, id_of};
+use crate::sqlite::db_err;
 
-const COLUMNS: &str = "id, group_id, region, status, error_message, aws_endpoint_id, endpoint_url, created";
+pub(crate) const COLUMNS: &str = "id, group_id, region, status, error_message, aws_endpoint_id, endpoint_url, created";
 
-type PeRow = (String, String, String, String, Option<String>, Option<String>, Option<String>, String);
+pub(crate) type PeRow = (String, String, String, String, Option<String>, Option<String>, Option<String>, String);
 
 fn row(r: &Row) -> rusqlite::Result<PeRow> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
-fn to_pe(r: PeRow) -> Result<PrivateEndpoint> {
+pub(crate) fn to_pe(r: PeRow) -> Result<PrivateEndpoint> {
     Ok(PrivateEndpoint {
         id: id_of(&r.0)?,
         group_id: id_of(&r.1)?,
@@ -74,9 +75,31 @@ pub fn update(c: &Connection, e: &PrivateEndpoint) -> Result<()> {
     Ok(())
 }
 
-pub fn delete(c: &Connection, e: &PrivateEndpoint) -> Result<()> {
-    c.execute("DELETE FROM private_endpoints WHERE id = ?1", [e.id.to_string()]).map_err(db_err)?;
-    Ok(())
+/// Whether the endpoint was there to delete.
+pub fn delete(c: &Connection, e: &PrivateEndpoint) -> Result<bool> {
+    Ok(c.execute("DELETE FROM private_endpoints WHERE id = ?1", [e.id.to_string()]).map_err(db_err)? == 1)
+}
+
+/// Updates to `after` only if the row still equals `before`.
+pub fn transition(c: &Connection, before: &PrivateEndpoint, after: &PrivateEndpoint) -> Result<bool> {
+    let changed = c
+        .execute(
+            "UPDATE private_endpoints SET status = ?2, error_message = ?3, aws_endpoint_id = ?4, endpoint_url = ?5
+             WHERE id = ?1 AND status = ?6 AND error_message IS ?7 AND aws_endpoint_id IS ?8 AND endpoint_url IS ?9",
+            params![
+                after.id.to_string(),
+                after.status.as_str(),
+                after.error_message,
+                after.aws_endpoint_id,
+                after.endpoint_url,
+                before.status.as_str(),
+                before.error_message,
+                before.aws_endpoint_id,
+                before.endpoint_url
+            ],
+        )
+        .map_err(db_err)?;
+    Ok(changed == 1)
 }
 
 pub fn get(c: &Connection, group: &str, id: &str) -> Result<Option<PrivateEndpoint>> {

@@ -6,11 +6,12 @@ use atrest_core::service_accounts::{Secret, ServiceAccount};
 use atrest_core::{time_fmt, Error, ObjectId, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::sqlite::{date_of, db_err, id_of, json_of};
+use crate::codec::{date_of, id_of, json_of};
+use crate::sqlite::db_err;
 
-const COLUMNS: &str = "id, org_id, name, description, grants, created";
+pub(crate) const COLUMNS: &str = "id, org_id, name, description, grants, created";
 
-type Row = (String, String, String, String, String, String);
+pub(crate) type Row = (String, String, String, String, String, String);
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
@@ -23,27 +24,38 @@ fn secrets_of(c: &Connection, id: &str) -> Result<Vec<Secret>> {
              WHERE account_id = ?1 ORDER BY created, id",
         )
         .map_err(db_err)?;
-    let rows: Vec<(String, String, String, String, String, Option<String>)> = stmt
+    let rows: Vec<SecretRow> = stmt
         .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
         .map_err(db_err)?
         .collect::<rusqlite::Result<_>>()
         .map_err(db_err)?;
-    rows.into_iter()
-        .map(|(id, hash, masked, created, expires, last_used)| {
-            Ok(Secret {
-                id: id_of(&id)?,
-                hash,
-                masked,
-                created: date_of(&created)?,
-                expires: date_of(&expires)?,
-                last_used: last_used.as_deref().map(date_of).transpose()?,
-            })
-        })
-        .collect()
+    rows.into_iter().map(to_secret).collect()
 }
 
-fn to_account(c: &Connection, (id, org_id, name, description, grants, created): Row) -> Result<ServiceAccount> {
-    let secrets = secrets_of(c, &id)?;
+pub(crate) type SecretRow = (String, String, String, String, String, Option<String>);
+
+/// A secret row of either backend: (id, hash, masked, created, expires, last_used).
+pub(crate) fn to_secret((id, hash, masked, created, expires, last_used): SecretRow) -> Result<Secret> {
+    Ok(Secret {
+        id: id_of(&id)?,
+        hash,
+        masked,
+        created: date_of(&created)?,
+        expires: date_of(&expires)?,
+        last_used: last_used.as_deref().map(date_of).transpose()?,
+    })
+}
+
+fn to_account(c: &Connection, row: Row) -> Result<ServiceAccount> {
+    let secrets = secrets_of(c, &row.0)?;
+    account_of(row, secrets)
+}
+
+/// An account row of either backend: (id, org_id, name, description, grants, created).
+pub(crate) fn account_of(
+    (id, org_id, name, description, grants, created): Row,
+    secrets: Vec<Secret>,
+) -> Result<ServiceAccount> {
     Ok(ServiceAccount {
         id: id_of(&id)?,
         org_id: id_of(&org_id)?,

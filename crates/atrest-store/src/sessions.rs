@@ -4,7 +4,8 @@ use atrest_core::sessions::{Session, SessionKind};
 use atrest_core::{time_fmt, Error, Result};
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::sqlite::{date_of, db_err, id_of};
+use crate::codec::{date_of, id_of};
+use crate::sqlite::db_err;
 
 pub fn insert(c: &Connection, s: &Session) -> Result<()> {
     // Expired rows go when new ones come, so the table stays as small as the live sessions.
@@ -32,16 +33,20 @@ pub fn get(c: &Connection, token_hash: &str) -> Result<Option<Session>> {
         )
         .optional()
         .map_err(db_err)?;
-    row.map(|(token_hash, kind, subject, created, expires)| {
-        Ok(Session {
-            token_hash,
-            kind: SessionKind::parse(&kind).ok_or_else(|| Error::Internal(format!("store: corrupt kind {kind}")))?,
-            subject: id_of(&subject)?,
-            created: date_of(&created)?,
-            expires: date_of(&expires)?,
-        })
+    row.map(to_session).transpose()
+}
+
+/// A row of either backend: (token_hash, kind, subject, created, expires).
+pub(crate) fn to_session(
+    (token_hash, kind, subject, created, expires): (String, String, String, String, String),
+) -> Result<Session> {
+    Ok(Session {
+        token_hash,
+        kind: SessionKind::parse(&kind).ok_or_else(|| Error::Internal(format!("store: corrupt kind {kind}")))?,
+        subject: id_of(&subject)?,
+        created: date_of(&created)?,
+        expires: date_of(&expires)?,
     })
-    .transpose()
 }
 
 pub fn delete(c: &Connection, token_hash: &str) -> Result<bool> {

@@ -21,11 +21,12 @@ use atrest_core::private_endpoints::PrivateEndpoint;
 use atrest_core::service_accounts::ServiceAccount;
 use atrest_core::sessions::Session;
 
+use crate::codec::{date_of, id_of, json_of};
 use crate::{
-    cloud_provider_access as roles, clusters, encryption_at_rest as ear, events, migrations, private_endpoints as pes,
-    service_accounts as sas, sessions,
+    cloud_provider_access as roles, clusters, encryption_at_rest as ear, events, leases, migrations,
+    private_endpoints as pes, service_accounts as sas, sessions,
 };
-use crate::{ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
+use crate::{Lease, ProjectScope, Store, StoredApiKey, StoredEncryptionAtRest};
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -34,18 +35,6 @@ pub struct SqliteStore {
 
 pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     Error::Internal(format!("store: {e}"))
-}
-
-pub(crate) fn id_of(s: &str) -> Result<ObjectId> {
-    ObjectId::parse(s).ok_or_else(|| Error::Internal(format!("store: corrupt id {s}")))
-}
-
-pub(crate) fn date_of(s: &str) -> Result<time::OffsetDateTime> {
-    time_fmt::parse(s).ok_or_else(|| Error::Internal(format!("store: corrupt date {s}")))
-}
-
-pub(crate) fn json_of<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| Error::Internal(format!("store: corrupt json: {e}")))
 }
 
 impl SqliteStore {
@@ -105,20 +94,20 @@ fn org_from_row(row: &Row) -> rusqlite::Result<(String, String, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-fn to_org((id, name, created): (String, String, String)) -> Result<Org> {
+pub(crate) fn to_org((id, name, created): (String, String, String)) -> Result<Org> {
     Ok(Org { id: id_of(&id)?, name, created: date_of(&created)? })
 }
 
-const KEY_COLUMNS: &str = "id, org_id, public_key, description, org_roles, created, sealed_verifier";
+pub(crate) const KEY_COLUMNS: &str = "id, org_id, public_key, description, org_roles, created, sealed_verifier";
 
-struct KeyRow {
-    id: String,
-    org_id: String,
-    public_key: String,
-    description: String,
-    org_roles: String,
-    created: String,
-    sealed_verifier: Vec<u8>,
+pub(crate) struct KeyRow {
+    pub(crate) id: String,
+    pub(crate) org_id: String,
+    pub(crate) public_key: String,
+    pub(crate) description: String,
+    pub(crate) org_roles: String,
+    pub(crate) created: String,
+    pub(crate) sealed_verifier: Vec<u8>,
 }
 
 fn key_row(row: &Row) -> rusqlite::Result<KeyRow> {
@@ -134,15 +123,22 @@ fn key_row(row: &Row) -> rusqlite::Result<KeyRow> {
 }
 
 fn to_key(conn: &Connection, r: KeyRow) -> Result<StoredApiKey> {
-    let org_roles: Vec<OrgRole> = json_of(&r.org_roles)?;
     let mut stmt = conn
         .prepare_cached("SELECT group_id, roles FROM api_key_project_roles WHERE api_key_id = ?1 ORDER BY group_id")
         .map_err(db_err)?;
-    let rows =
-        stmt.query_map([&r.id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(db_err)?;
+    let roles: Vec<(String, String)> = stmt
+        .query_map([&r.id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map_err(db_err)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db_err)?;
+    build_key(r, roles)
+}
+
+/// An API key from its row and its `(group, roles)` rows.
+pub(crate) fn build_key(r: KeyRow, project_roles: Vec<(String, String)>) -> Result<StoredApiKey> {
+    let org_roles: Vec<OrgRole> = json_of(&r.org_roles)?;
     let mut grants = Grants { org_roles, ..Default::default() };
-    for row in rows {
-        let (group, roles) = row.map_err(db_err)?;
+    for (group, roles) in project_roles {
         grants.project_roles.insert(group, json_of(&roles)?);
     }
     Ok(StoredApiKey {
@@ -190,16 +186,16 @@ fn put_project_roles(tx: &Connection, key: &str, group: &str, roles: &[ProjectRo
     Ok(())
 }
 
-const PROJECT_COLUMNS: &str = "id, org_id, name, state, created, tags, with_default_alerts_settings, \
+pub(crate) const PROJECT_COLUMNS: &str = "id, org_id, name, state, created, tags, with_default_alerts_settings, \
      (SELECT COUNT(*) FROM clusters WHERE clusters.group_id = projects.id) AS cluster_count";
 
-type ProjectRow = (String, String, String, String, String, String, bool, i64);
+pub(crate) type ProjectRow = (String, String, String, String, String, String, bool, i64);
 
 fn project_row(row: &Row) -> rusqlite::Result<ProjectRow> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
 
-fn to_project(r: ProjectRow) -> Result<Project> {
+pub(crate) fn to_project(r: ProjectRow) -> Result<Project> {
     let tags: Vec<ResourceTag> = json_of(&r.5)?;
     Ok(Project {
         id: id_of(&r.0)?,
@@ -541,6 +537,14 @@ impl Store for SqliteStore {
         self.with(move |c| ear::due(c, now)).await
     }
 
+    async fn claim_due_checks(
+        &self,
+        now: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<Vec<StoredEncryptionAtRest>> {
+        self.tx(move |tx| ear::claim_due(tx, now, until)).await
+    }
+
     async fn insert_private_endpoint(&self, e: &PrivateEndpoint, evs: &[Event]) -> Result<()> {
         let (e, evs) = (e.clone(), evs.to_vec());
         self.tx(move |tx| {
@@ -591,9 +595,41 @@ impl Store for SqliteStore {
 
     async fn delete_private_endpoint(&self, e: &PrivateEndpoint, evs: &[Event]) -> Result<()> {
         let (e, evs) = (e.clone(), evs.to_vec());
+        self.tx(move |tx| if pes::delete(tx, &e)? { events::append(tx, &evs) } else { Ok(()) }).await
+    }
+
+    async fn transition_private_endpoint(
+        &self,
+        before: &PrivateEndpoint,
+        after: &PrivateEndpoint,
+        evs: &[Event],
+    ) -> Result<bool> {
+        let (before, after, evs) = (before.clone(), after.clone(), evs.to_vec());
         self.tx(move |tx| {
-            pes::delete(tx, &e)?;
-            events::append(tx, &evs)
+            let moved = pes::transition(tx, &before, &after)?;
+            if moved {
+                events::append(tx, &evs)?;
+            }
+            Ok(moved)
+        })
+        .await
+    }
+
+    async fn recreate_private_endpoint_if(
+        &self,
+        before: &PrivateEndpoint,
+        old: &PrivateEndpoint,
+        new: &PrivateEndpoint,
+        evs: &[Event],
+    ) -> Result<bool> {
+        let (before, old, new, evs) = (before.clone(), old.clone(), new.clone(), evs.to_vec());
+        self.tx(move |tx| {
+            let moved = pes::transition(tx, &before, &old)?;
+            if moved {
+                pes::insert(tx, &new)?;
+                events::append(tx, &evs)?;
+            }
+            Ok(moved)
         })
         .await
     }
@@ -641,11 +677,34 @@ impl Store for SqliteStore {
 
     async fn delete_cluster(&self, c: &Cluster, evs: &[Event]) -> Result<()> {
         let (c, evs) = (c.clone(), evs.to_vec());
+        self.tx(move |tx| if clusters::delete(tx, &c)? { events::append(tx, &evs) } else { Ok(()) }).await
+    }
+
+    async fn transition_cluster(&self, before: &Cluster, after: &Cluster, evs: &[Event]) -> Result<bool> {
+        let (before, after, evs) = (before.clone(), after.clone(), evs.to_vec());
         self.tx(move |tx| {
-            clusters::delete(tx, &c)?;
-            events::append(tx, &evs)
+            let moved = clusters::transition(tx, &before, &after)?;
+            if moved {
+                events::append(tx, &evs)?;
+            }
+            Ok(moved)
         })
         .await
+    }
+
+    async fn acquire_lease(&self, name: &str, holder: &str, url: &str, ttl: std::time::Duration) -> Result<bool> {
+        let (name, holder, url) = (name.to_owned(), holder.to_owned(), url.to_owned());
+        self.tx(move |tx| leases::acquire(tx, &name, &holder, &url, ttl)).await
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        let (name, holder) = (name.to_owned(), holder.to_owned());
+        self.tx(move |tx| leases::release(tx, &name, &holder)).await
+    }
+
+    async fn leases(&self, prefix: &str) -> Result<Vec<Lease>> {
+        let prefix = prefix.to_owned();
+        self.with(move |c| leases::list(c, &prefix)).await
     }
 
     async fn append_events(&self, evs: &[Event]) -> Result<()> {

@@ -111,6 +111,20 @@ pub struct ServeArgs {
     /// Admin API requests per minute per project; 0 turns it off [default: 500]
     #[arg(long, env = "ATREST_RATE_LIMIT_PER_PROJECT")]
     pub rate_limit_per_project: Option<u32>,
+    /// The store: `postgres://user:password@host:port/database` for PostgreSQL, shared by several
+    /// replicas (no TLS: sslmode=disable) [default: SQLite in the data directory]
+    #[arg(long, env = "ATREST_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// This replica's name among those sharing the database; a replica restarted with the same
+    /// name takes its clusters back at once [default: random on every start]
+    #[arg(long, env = "ATREST_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The URL other replicas use to reach this one [default: http://<listen address>]
+    #[arg(long, env = "ATREST_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+    /// How long a cluster stays with a replica that stopped renewing its lease, e.g. 10s [default: 10s]
+    #[arg(long, env = "ATREST_LEASE_TTL", value_parser = parse_duration)]
+    pub lease_ttl: Option<Duration>,
 }
 
 #[derive(Deserialize, Default)]
@@ -136,6 +150,10 @@ struct FileConfig {
     rate_limit_per_project: Option<u32>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    database_url: Option<String>,
+    replica_id: Option<String>,
+    advertise_url: Option<String>,
+    lease_ttl: Option<String>,
 }
 
 fn file_duration(v: Option<String>, key: &str) -> anyhow::Result<Option<Duration>> {
@@ -163,6 +181,10 @@ pub struct Settings {
     pub rate_limits: atrest_api::rate_limit::Limits,
     /// Certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    pub database_url: Option<String>,
+    pub replica_id: Option<String>,
+    pub advertise_url: Option<String>,
+    pub lease_ttl: Duration,
 }
 
 impl Settings {
@@ -226,6 +248,13 @@ impl Settings {
                     per_project: args.rate_limit_per_project.or(file.rate_limit_per_project).unwrap_or(d.per_project),
                 }
             },
+            database_url: args.database_url.or(file.database_url),
+            replica_id: args.replica_id.or(file.replica_id),
+            advertise_url: args.advertise_url.or(file.advertise_url),
+            lease_ttl: args
+                .lease_ttl
+                .or(file_duration(file.lease_ttl, "lease-ttl")?)
+                .unwrap_or(Duration::from_secs(10)),
         })
     }
 }

@@ -13,7 +13,7 @@ use atrest_core::time_fmt;
 use atrest_core::ObjectId;
 use atrest_keys::sealer::write_private_file;
 use atrest_keys::Sealer;
-use atrest_store::{SqliteStore, Store};
+use atrest_store::{PgStore, SqliteStore, Store};
 use zeroize::Zeroizing;
 
 use atrest_control::{Control, ControlSettings};
@@ -62,8 +62,20 @@ fn update_credentials(dir: &Path, updates: &[(&str, String)]) -> anyhow::Result<
 
 /// First start: an organization and its Organization Owner key, shown once. The credentials file
 /// is written before the store commits, so a crash in between leaves no key nobody can use.
-async fn bootstrap(store: &dyn Store, sealer: &Sealer, dir: &Path) -> anyhow::Result<ObjectId> {
+/// Replicas starting together on an empty database take turns through a lease: one bootstraps.
+async fn bootstrap(store: &dyn Store, sealer: &Sealer, dir: &Path, replica: &str) -> anyhow::Result<ObjectId> {
+    let ttl = std::time::Duration::from_secs(30);
+    loop {
+        if let Some(org) = store.get_meta("bootstrapped_org").await? {
+            return ObjectId::parse(&org).context("stored organization id is corrupt");
+        }
+        if store.acquire_lease("bootstrap", replica, "", ttl).await? {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     if let Some(org) = store.get_meta("bootstrapped_org").await? {
+        store.release_lease("bootstrap", replica).await?;
         return ObjectId::parse(&org).context("stored organization id is corrupt");
     }
     let org = Org { id: ObjectId::new(), name: "atrest".into(), created: time_fmt::now() };
@@ -79,6 +91,7 @@ async fn bootstrap(store: &dyn Store, sealer: &Sealer, dir: &Path) -> anyhow::Re
         ],
     )?;
     store.bootstrap(&org, &key, &sealed).await?;
+    store.release_lease("bootstrap", replica).await?;
     println!("Created organization {} and its Organization Owner API key (shown once):", org.id);
     println!("  public key:  {}", key.public_key);
     println!("  private key: {}", &*private);
@@ -182,11 +195,24 @@ fn service_key(dir: &Path) -> anyhow::Result<atrest_dataplane::ServiceKeyWrapper
     Ok(atrest_dataplane::ServiceKeyWrapper::new(key, "atrest-service-key"))
 }
 
+/// SQLite in the data directory, or the PostgreSQL database the URL names.
+async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, bool)> {
+    match settings.database_url.as_deref() {
+        None => Ok((Arc::new(SqliteStore::open(&settings.data_dir.join("atrest.sqlite3"))?), false)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store = PgStore::connect(url).await.map_err(|e| anyhow::anyhow!(e))?;
+            Ok((Arc::new(store), true))
+        }
+        Some(_) => anyhow::bail!("--database-url must be a postgres:// or postgresql:// URL"),
+    }
+}
+
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     create_data_dir(&settings.data_dir)?;
     let sealer = Arc::new(Sealer::load_or_create(&settings.data_dir)?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data_dir.join("atrest.sqlite3"))?);
-    let org = bootstrap(store.as_ref(), &sealer, &settings.data_dir).await?;
+    let (store, shared) = open_store(&settings).await?;
+    let replica_id = settings.replica_id.clone().unwrap_or_else(|| ObjectId::new().to_string());
+    let org = bootstrap(store.as_ref(), &sealer, &settings.data_dir, &replica_id).await?;
 
     let (aws, ec2, emulator) = start_aws(&settings).await?;
     if let Some(e) = &emulator {
@@ -198,6 +224,13 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         );
     }
     let atlas_arn = aws.operator_arn().await.context("learning atrest's own AWS identity (GetCallerIdentity)")?;
+    let listener =
+        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let tls = match &settings.tls {
+        Some((cert, key)) => Some(atrest_api::tls_acceptor(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+        None => None,
+    };
+    let url = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     let control = Control::new(atrest_control::Parts {
         store: store.clone(),
         sealer: sealer.clone(),
@@ -211,6 +244,12 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         },
         data: Arc::new(atrest_dataplane::DataPlane::new(settings.data_dir.join("clusters"))),
         service_key: Arc::new(service_key(&settings.data_dir)?),
+        replica: atrest_control::Replica {
+            id: replica_id,
+            url: settings.advertise_url.clone().unwrap_or_else(|| url.clone()),
+            shared,
+            lease_ttl: settings.lease_ttl,
+        },
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
@@ -222,13 +261,6 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         tokio::spawn(atrest_control::clusters::run(control.clone(), stopped(stop_rx.clone()))),
     ];
 
-    let listener =
-        tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-    let tls = match &settings.tls {
-        Some((cert, key)) => Some(atrest_api::tls_acceptor(cert, key).map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
-        None => None,
-    };
-    let url = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, listener.local_addr()?);
     update_credentials(&settings.data_dir, &[("ATREST_URL", url.clone())])?;
     println!(
         "atrest listening on {url} (organization {org}; credentials in {})",
@@ -236,19 +268,16 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     tracing::info!(%url, data_dir = %settings.data_dir.display(), "ready");
 
-    let state = AppState {
-        store,
-        sealer,
-        digest: Arc::new(DigestAuth::new(settings.digest_nonce_ttl)),
-        control,
-        secure_cookies: tls.is_some(),
-        limiter: Arc::new(atrest_api::rate_limit::Limiter::new(settings.rate_limits)),
-    };
+    let state = AppState::new(store, sealer, Arc::new(DigestAuth::new(settings.digest_nonce_ttl)), control.clone())
+        .with_tls(tls.is_some())
+        .with_limits(settings.rate_limits);
     atrest_api::serve_with(listener, state, shutdown_signal(), atrest_api::HEADER_READ_TIMEOUT, tls).await?;
     let _ = stop_tx.send(true);
     for r in reconcilers {
         let _ = r.await;
     }
+    // The other replicas take this one's clusters at once rather than after the lease expires.
+    control.release_all().await;
     if let Some(e) = emulator {
         e.shutdown().await;
     }

@@ -74,3 +74,22 @@ fn help_documents_every_option() {
         assert!(help.contains(opt), "{opt} missing from --help");
     }
 }
+
+#[test]
+fn a_database_url_atrest_cannot_honour_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (url, says) in [
+        ("postgres://atrest@127.0.0.1:1/atrest?sslmode=require", "sslmode=require is not supported"),
+        ("mysql://atrest@127.0.0.1/atrest", "must be a postgres:// or postgresql:// URL"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_atrest"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--database-url", url])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url} was accepted");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}

@@ -87,9 +87,57 @@ async fn refuse(state: &AppState, req: Request, stale: bool) -> Response {
     resp
 }
 
+fn target_of(req: &Request) -> String {
+    req.extensions()
+        .get::<RequestTarget>()
+        .map(|t| t.0.clone())
+        .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default())
+}
+
+/// The API key or service account with this id, as a principal.
+async fn principal_of(state: &AppState, id: &ObjectId) -> Result<Option<Principal>, Error> {
+    if let Some(key) = state.store.get_api_key(id).await? {
+        return Ok(Some(Principal {
+            key_id: key.id,
+            org_id: key.org_id,
+            public_key: key.public_key,
+            grants: key.grants,
+        }));
+    }
+    Ok(state.store.get_service_account(id).await?.map(|a| Principal {
+        key_id: a.id,
+        org_id: a.org_id,
+        public_key: a.client_id(),
+        grants: a.grants,
+    }))
+}
+
+/// A request another replica authenticated and forwarded: served as the caller it names.
+async fn authenticate_forwarded(state: AppState, req: Request, next: Next) -> Response {
+    let target = target_of(&req);
+    let (mut parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, crate::data::MAX_DATA_BODY).await else {
+        return error_response(&Error::PayloadTooLarge);
+    };
+    let Some(key_id) = crate::replicas::verify(&state, &parts.method, &target, &parts.headers, &bytes) else {
+        return error_response(&Error::Unauthenticated { stale: false });
+    };
+    let principal = match principal_of(&state, &key_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return error_response(&Error::Unauthenticated { stale: false }),
+        Err(e) => return error_response(&e),
+    };
+    parts.extensions.insert(crate::replicas::Forwarded);
+    parts.extensions.insert(principal);
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if is_public(req.uri().path()) {
         return next.run(req).await;
+    }
+    if crate::replicas::is_forwarded(req.headers()) {
+        return authenticate_forwarded(state, req, next).await;
     }
     if req.headers().get(header::AUTHORIZATION).is_none() {
         if let Some(token) = crate::console::session_cookie(req.headers()) {
@@ -145,11 +193,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         },
         Err(e) => return error_response(&Error::internal(e)),
     };
-    let target = req
-        .extensions()
-        .get::<RequestTarget>()
-        .map(|t| t.0.clone())
-        .unwrap_or_else(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default());
+    let target = target_of(&req);
     match state.digest.verify(&creds, &verifier, req.method().as_str(), &target) {
         Outcome::Accepted => {}
         Outcome::Stale => return refuse(&state, req, true).await,

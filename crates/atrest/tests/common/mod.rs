@@ -21,7 +21,74 @@ pub struct Server {
     pub dir: PathBuf,
     pub url: String,
     pub creds: HashMap<String, String>,
+    /// The PostgreSQL database it stores in, when the tests run on PostgreSQL.
+    pub database_url: Option<String>,
+    /// An AWS of its own (URL, credentials file) instead of the embedded one.
+    pub aws: Option<(String, PathBuf)>,
     _tmp: Option<tempfile::TempDir>,
+}
+
+/// Runs `f` with a client of the PostgreSQL database `url`, on a thread of its own (the harness
+/// is called from inside the tests' runtimes).
+pub fn with_postgres<T: Send + 'static>(
+    url: &str,
+    f: impl for<'c> FnOnce(
+            &'c tokio_postgres::Client,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'c>>
+        + Send
+        + 'static,
+) -> T {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let (client, conn) =
+                tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect to PostgreSQL");
+            let conn = tokio::spawn(conn);
+            let out = f(&client).await;
+            drop(client);
+            let _ = conn.await;
+            out
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// With `ATREST_TEST_DATABASE_URL` (a PostgreSQL server URL, as `scripts/with-postgres` exports)
+/// the tests run on PostgreSQL: each data directory gets a database of its own, created on first
+/// use and named after the directory, so a restarted server finds its database again.
+pub fn database_url(dir: &Path) -> Option<String> {
+    let server = std::env::var("ATREST_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())?;
+    let name = format!("atrest_{}", &hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()))[..24]);
+    let create = name.clone();
+    with_postgres(&server, move |c| {
+        Box::pin(async move {
+            let exists = c.query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&create]).await.unwrap();
+            if exists.is_none() {
+                c.batch_execute(&format!("CREATE DATABASE {create}")).await.unwrap();
+            }
+        })
+    });
+    let mut url = reqwest::Url::parse(&server).expect("ATREST_TEST_DATABASE_URL is a URL");
+    url.set_path(&name);
+    Some(url.to_string())
+}
+
+fn database_url_of(args: &[String]) -> Option<String> {
+    args.iter().position(|a| a == "--database-url").and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// The flags that put a server's store where the tests run: PostgreSQL when asked for, with a
+/// replica id kept across restarts (a restarted server takes its clusters back at once).
+pub fn store_args(dir: &Path) -> Vec<String> {
+    match database_url(dir) {
+        Some(url) => {
+            let id = format!("test-{}", &hex::encode(Sha256::digest(dir.to_string_lossy().as_bytes()))[..12]);
+            vec!["--database-url".into(), url, "--replica-id".into(), id]
+        }
+        None => vec![],
+    }
 }
 
 impl Server {
@@ -43,16 +110,25 @@ impl Server {
 
     /// Starts (or restarts) the binary on `dir`, waiting for the URL it prints.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut args = store_args(dir);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let database_url = database_url_of(&args);
+        Server::launch(dir, &args, &[], database_url)
+    }
+
+    /// `atrest serve` on `dir` with exactly these arguments and environment.
+    pub fn launch(dir: &Path, args: &[String], env: &[(&str, String)], database_url: Option<String>) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_atrest"))
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
             .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(args)
             .env("ATREST_LOG", "warn")
             // Tests poll hard; rate limits have their own tests (rate_limits.rs), which override these.
             .env("ATREST_RATE_LIMIT_PER_KEY", "0")
             .env("ATREST_RATE_LIMIT_PER_PROJECT", "0")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -69,7 +145,7 @@ impl Server {
         });
         let url = rx.recv_timeout(Duration::from_secs(60)).expect("atrest printed its URL");
         let creds = read_credentials(&dir.join("bootstrap-credentials"));
-        Server { child, dir: dir.to_owned(), url, creds, _tmp: None }
+        Server { child, dir: dir.to_owned(), url, creds, database_url, aws: None, _tmp: None }
     }
 
     pub fn client(&self) -> Client {
@@ -92,29 +168,55 @@ impl Server {
         Client::new(&self.url, k["publicKey"].as_str().unwrap(), k["privateKey"].as_str().unwrap())
     }
 
-    /// The embedded AWS's URL.
+    /// The AWS's URL (the embedded one's, unless the server was given another).
     pub fn aws_url(&self) -> String {
-        read_credentials(&self.dir.join("bootstrap-credentials"))["ATREST_AWS_URL"].clone()
+        match &self.aws {
+            Some((url, _)) => url.clone(),
+            None => read_credentials(&self.dir.join("bootstrap-credentials"))["ATREST_AWS_URL"].clone(),
+        }
     }
 
-    /// The customer's side of the embedded AWS, through the official SDKs.
+    fn aws_credentials_file(&self) -> PathBuf {
+        match &self.aws {
+            Some((_, file)) => file.clone(),
+            None => self.dir.join("aws-credentials"),
+        }
+    }
+
+    /// The customer's side of the AWS, through the official SDKs.
     pub fn customer(&self) -> Customer {
-        let creds = aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "customer").unwrap();
+        let creds = aws_emulator::client::read_profile(&self.aws_credentials_file(), "customer").unwrap();
         Customer::new(&self.aws_url(), creds)
     }
 
     pub fn operator_profile(&self) -> aws_emulator::client::StaticCredentials {
-        aws_emulator::client::read_profile(&self.dir.join("aws-credentials"), "operator").unwrap()
+        aws_emulator::client::read_profile(&self.aws_credentials_file(), "operator").unwrap()
     }
 
     /// The stored `awsKms` configuration of a project, read straight from the store.
     pub fn stored_aws_kms(&self, group: &str) -> Option<String> {
-        let conn = rusqlite::Connection::open_with_flags(
-            self.dir.join("atrest.sqlite3"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        conn.query_row("SELECT aws_kms FROM encryption_at_rest WHERE group_id = ?1", [group], |r| r.get(0)).ok()
+        self.stored_text("SELECT aws_kms FROM encryption_at_rest WHERE group_id = $1", group)
+    }
+
+    /// One text value read straight from the store, whichever backend it is: `sql` takes one
+    /// parameter, written `$1` (SQLite reads it as `?1`).
+    pub fn stored_text(&self, sql: &str, param: &str) -> Option<String> {
+        match &self.database_url {
+            Some(url) => {
+                let (sql, param) = (sql.to_owned(), param.to_owned());
+                with_postgres(url, move |c| {
+                    Box::pin(async move { c.query_opt(&sql, &[&param]).await.unwrap().map(|r| r.get(0)) })
+                })
+            }
+            None => {
+                let conn = rusqlite::Connection::open_with_flags(
+                    self.dir.join("atrest.sqlite3"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                )
+                .unwrap();
+                conn.query_row(&sql.replace('$', "?"), [param], |r| r.get(0)).ok()
+            }
+        }
     }
 
     /// Adds a fault rule to the embedded AWS.
@@ -441,6 +543,16 @@ impl Client {
     }
 
     async fn send(&self, method: &Method, path: &str, body: Option<&Value>, auth: Option<String>) -> Resp {
+        self.try_send(method, path, body, auth).await.expect("request sent")
+    }
+
+    async fn try_send(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Option<String>,
+    ) -> Result<Resp, reqwest::Error> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !self.accept.is_empty() {
             req = req.header("Accept", &self.accept);
@@ -451,8 +563,21 @@ impl Client {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b.to_string());
         }
-        let r = req.send().await.expect("request sent");
-        Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() }
+        let r = req.send().await?;
+        Ok(Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() })
+    }
+
+    /// The handshake of [`Client::request`], or `None` when the server could not be reached (or
+    /// went away mid-request).
+    pub async fn try_request(&self, method: Method, path: &str, body: Option<&Value>) -> Option<Resp> {
+        let first = self.try_send(&method, path, body, None).await.ok()?;
+        if first.status != StatusCode::UNAUTHORIZED {
+            return Some(first);
+        }
+        let header = first.headers.get("www-authenticate")?.to_str().ok()?.to_owned();
+        let c = parse_challenge_strict(&header).ok()?;
+        let auth = authorization(&c, &self.algorithm, &self.user, &self.pass, method.as_str(), path, 1);
+        self.try_send(&method, path, body, Some(auth)).await.ok()
     }
 
     /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
