@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use crate::Control;
 
 /// One pass: claim every configuration that is due and check it. Returns how many were checked.
-/// The claim keeps the others replicas off a check until it lapses: as long as the check may
+/// The claim keeps the other replicas off a check until it lapses: as long as the check may
 /// take, but no longer than the check interval, so that a replica that died mid-check delays its
 /// checks by at most one interval.
 pub async fn step(control: &Arc<Control>) -> usize {

@@ -195,30 +195,34 @@ impl Cluster {
 
     /// Applies `f` to the newest keyring and stores it durably (in memory too when open).
     /// Callers hold the admin lock, or the state lock is what serializes them (open clusters).
-    /// An open cluster whose keyring another process changed (replicas sharing the directory)
-    /// refuses the update rather than overwrite it; it is re-opened, then the update is retried.
     fn update_keyring(&self, f: impl FnOnce(&mut Keyring) -> Result<()>) -> Result<Keyring> {
         let mut guard = lock(&self.state);
         let mut kr = match guard.as_ref() {
-            Some(st) => {
-                let on_disk = Keyring::load(&self.keyring_path())?.map(|kr| kr.generation);
-                if on_disk.is_some_and(|g| g != st.keyring.generation) {
-                    return Err(DataError::Busy {
-                        cluster: self.id.clone(),
-                        reason: "its keyring was changed by another process; it is re-opened shortly".into(),
-                    });
-                }
-                st.keyring.clone()
-            }
+            Some(st) => st.keyring.clone(),
             None => Keyring::load(&self.keyring_path())?.ok_or_else(|| DataError::ClusterNotFound(self.id.clone()))?,
         };
         f(&mut kr)?;
         kr.generation += 1;
-        kr.store(&self.keyring_path())?;
+        self.store_successor(&kr)?;
         if let Some(st) = guard.as_mut() {
             st.keyring = kr.clone();
         }
         Ok(kr)
+    }
+
+    /// Stores `kr`, the successor of the keyring this process read (one generation before),
+    /// unless another process replaced the file meanwhile (replicas sharing the directory: one
+    /// re-wrapped the master keys): then `Busy`, and the cluster is re-opened before a retry,
+    /// instead of writing back the keyring as it was.
+    fn store_successor(&self, kr: &Keyring) -> Result<()> {
+        let on_disk = Keyring::load(&self.keyring_path())?.map(|d| d.generation);
+        if on_disk.is_some_and(|g| g + 1 != kr.generation) {
+            return Err(DataError::Busy {
+                cluster: self.id.clone(),
+                reason: "its keyring was changed by another process; it is re-opened shortly".into(),
+            });
+        }
+        kr.store(&self.keyring_path())
     }
 }
 
@@ -672,7 +676,7 @@ impl DataPlane {
             kr.databases.insert(db.into(), wrap_entry(&st.masters, version, &cluster.id, db, &key));
         }
         kr.generation += 1;
-        kr.store(&cluster.keyring_path())?;
+        cluster.store_successor(&kr)?;
         st.keyring = kr;
         st.db_keys.insert(db.into(), key.duplicate());
         Ok(key)
@@ -804,7 +808,7 @@ impl DataPlane {
         }
         kr.masters = Some(set);
         kr.generation += 1;
-        kr.store(&cluster.keyring_path())?;
+        cluster.store_successor(&kr)?;
         st.keyring = kr;
         st.masters = plain;
         Ok(version)
@@ -929,7 +933,7 @@ impl DataPlane {
                     bytes_done: 0,
                 });
                 kr.generation += 1;
-                kr.store(&cluster.keyring_path())?;
+                cluster.store_successor(&kr)?;
                 st.keyring = kr;
                 st.pending_masters = Some(plain);
                 drop(guard);
@@ -976,7 +980,7 @@ impl DataPlane {
         kr.masters = Some(p.target);
         kr.databases = p.databases;
         kr.generation += 1;
-        kr.store(&cluster.keyring_path())?;
+        cluster.store_successor(&kr)?;
         st.keyring = kr;
         st.masters = st.pending_masters.take().ok_or_else(|| DataError::KeyInaccessible(id.into()))?;
         st.db_keys.clear();
@@ -1061,7 +1065,7 @@ impl DataPlane {
             p.done.insert(db.into());
             p.bytes_done += size;
             kr.generation += 1;
-            kr.store(&cluster.keyring_path())?;
+            cluster.store_successor(&kr)?;
             st.keyring = kr;
             st.db_keys.insert(db.into(), new_key);
         }
