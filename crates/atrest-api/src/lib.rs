@@ -10,6 +10,7 @@ pub mod data;
 pub mod encryption_at_rest;
 pub mod errors;
 pub mod events;
+pub mod openapi;
 pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
@@ -116,6 +117,7 @@ fn all_routes() -> Routes {
         .nest(conventions::V1_PREFIX, atlas_routes())
         .nest("/data/v1", data::routes())
         .nest("/api/atrest/v1", clusters::extension_routes())
+        .get("/api/atlas/v2/openapi.json", openapi::serve)
         .get("/readyz", readyz)
 }
 
