@@ -2,15 +2,15 @@
 
 use std::sync::OnceLock;
 
-pub struct Running {
-    pub emulator: aws_emulator::Emulator,
-    _runtime: tokio::runtime::Runtime,
+struct Running {
+    emulator: aws_emulator::Emulator,
+    runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
-pub fn get() -> &'static aws_emulator::Emulator {
+fn running() -> &'static Running {
     static E: OnceLock<Running> = OnceLock::new();
-    &E.get_or_init(|| {
+    E.get_or_init(|| {
         let dir = tempfile::tempdir().expect("temp dir");
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let cfg = aws_emulator::EmulatorConfig {
@@ -19,7 +19,14 @@ pub fn get() -> &'static aws_emulator::Emulator {
             ..Default::default()
         };
         let emulator = runtime.block_on(aws_emulator::Emulator::start(cfg)).expect("emulator starts");
-        Running { emulator, _runtime: runtime, _dir: dir }
+        Running { emulator, runtime, _dir: dir }
     })
-    .emulator
+}
+
+/// [`aws_emulator::Emulator::serve_as`] as the customer in us-east-1, inside the emulator's
+/// runtime (some operations start listeners, as VPC endpoints do).
+pub fn serve(target: Option<&str>, body: &[u8]) -> u16 {
+    let r = running();
+    let _guard = r.runtime.enter();
+    r.emulator.serve_as("customer", "us-east-1", target, body)
 }
