@@ -275,11 +275,14 @@ async fn documents(c: &Client, g: &str, name: &str, db: &str) -> BTreeSet<u64> {
 #[tokio::test]
 async fn kill_9_during_cluster_create() {
     let mut s = Server::start_with(FAST);
-    let cmk = s.enable_cmk("crash-create").await;
-    let g = cmk.g.clone();
     let mut chaos = Chaos::new("cluster create");
-    let mut expected = BTreeSet::new();
+    // (project, cluster name, provider); a project holds at most 25 clusters.
+    let mut expected: Vec<(String, String, &str)> = Vec::new();
+    let mut g = String::new();
     for i in 0..kills() {
+        if i % 20 == 0 {
+            g = s.enable_cmk(&format!("crash-create-{i}")).await.g;
+        }
         let name = format!("created-{i}");
         let provider = if i % 2 == 0 { "AWS" } else { "NONE" };
         let c = s.client().with_accept(V2024);
@@ -294,25 +297,27 @@ async fn kill_9_during_cluster_create() {
             let r = c.clone().with_accept(V2024).post(&path, &body).await;
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
         }
-        expected.insert(name.clone());
         wait_idle(&c, &g, &name, provider).await;
         let r =
             c.data(&g, &name, "insertOne", &json!({"database": "d", "collection": "docs", "document": {"n": 1}})).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        expected.push((g.clone(), name, provider));
     }
     // Every cluster is there once, serves its documents, and survives another restart.
     let s = s.restart_with(FAST);
     let c = s.client();
-    let list = c.clone().with_accept(V2024).get(&format!("/api/atlas/v2/groups/{g}/clusters")).await.json();
-    let names: Vec<String> =
-        list["results"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(names.iter().cloned().collect::<BTreeSet<_>>(), expected, "{names:?}");
-    assert_eq!(names.len(), expected.len(), "duplicate clusters: {names:?}");
-    for name in &expected {
-        let provider =
-            if name.trim_start_matches("created-").parse::<usize>().unwrap() % 2 == 0 { "AWS" } else { "NONE" };
-        wait_idle(&c, &g, name, provider).await;
-        assert_eq!(documents(&c, &g, name, "d").await, BTreeSet::from([1]), "{name}");
+    let projects: BTreeSet<&String> = expected.iter().map(|(g, _, _)| g).collect();
+    for g in projects {
+        let list = c.clone().with_accept(V2024).get(&format!("/api/atlas/v2/groups/{g}/clusters")).await.json();
+        let names: Vec<String> =
+            list["results"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+        let want: BTreeSet<String> = expected.iter().filter(|(p, _, _)| p == g).map(|(_, n, _)| n.clone()).collect();
+        assert_eq!(names.iter().cloned().collect::<BTreeSet<_>>(), want, "{names:?}");
+        assert_eq!(names.len(), want.len(), "duplicate clusters: {names:?}");
+    }
+    for (g, name, provider) in &expected {
+        wait_idle(&c, g, name, provider).await;
+        assert_eq!(documents(&c, g, name, "d").await, BTreeSet::from([1]), "{name}");
     }
     chaos.report();
 }
