@@ -12,6 +12,7 @@ pub mod encryption_at_rest;
 pub mod errors;
 pub mod events;
 pub mod oauth;
+pub mod openapi;
 pub mod orgs;
 pub mod private_endpoints;
 pub mod projects;
@@ -163,6 +164,7 @@ fn all_routes() -> Routes {
         .nest(conventions::V1_PREFIX, atlas_routes())
         .nest("/data/v1", data::routes())
         .nest("/api/atrest/v1", clusters::extension_routes())
+        .get("/api/atlas/v2/openapi.json", openapi::serve)
         .get("/readyz", readyz)
         .merge(console::routes())
         .merge(oauth::routes())

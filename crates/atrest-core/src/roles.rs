@@ -105,12 +105,14 @@ pub enum Operation {
     ChangeClusterEncryption,
     ReadData,
     WriteData,
+    /// Reading the API's own OpenAPI document.
+    ReadApiDocument,
 }
 
 pub fn requirement(op: Operation) -> Requirement {
     use Operation::*;
     match op {
-        ListOrgs | ReadOrg | ListProjects => Requirement::OrgMember,
+        ListOrgs | ReadOrg | ListProjects | ReadApiDocument => Requirement::OrgMember,
         ListApiKeys | ReadApiKey | ListServiceAccounts => Requirement::OrgReader,
         CreateApiKey | DeleteApiKey | ManageServiceAccounts => Requirement::OrgOwner,
         AssignProjectRoles => Requirement::ProjectOwner,

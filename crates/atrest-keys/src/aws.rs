@@ -88,6 +88,9 @@ where
             let e = se.err();
             let code = e.code().unwrap_or("");
             let msg = format!("{code}: {}", e.message().unwrap_or(""));
+            if clock_skew(code, &msg) {
+                return AwsError::Unavailable(msg);
+            }
             match code {
                 "AccessDeniedException" | "AccessDenied" => AwsError::AccessDenied(msg),
                 "NotFoundException" => AwsError::NotFound(msg),
@@ -117,6 +120,12 @@ where
         SdkError::ResponseError(r) => AwsError::Unavailable(format!("unreadable response: {r:?}")),
         _ => AwsError::Unavailable(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(&err))),
     }
+}
+
+/// A signature refused because this machine's clock is off: a local condition that says nothing
+/// about the key or the credentials (AWS answers `Signature expired` or `RequestTimeTooSkewed`).
+pub(crate) fn clock_skew(code: &str, msg: &str) -> bool {
+    code == "RequestTimeTooSkewed" || msg.contains("Signature expired")
 }
 
 /// What DescribeKey says about a key.

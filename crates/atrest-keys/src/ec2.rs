@@ -29,6 +29,7 @@ fn classify(e: Ec2Error) -> AwsError {
             let msg = format!("{code}: {message}");
             match code.as_str() {
                 "RequestLimitExceeded" | "Throttling" => AwsError::Throttled(msg),
+                c if crate::aws::clock_skew(c, &msg) => AwsError::Unavailable(msg),
                 _ if status >= 500 => AwsError::Unavailable(msg),
                 "UnauthorizedOperation" | "AccessDenied" => AwsError::AccessDenied(msg),
                 c if c.starts_with("InvalidVpcEndpointId") => AwsError::NotFound(msg),

@@ -80,6 +80,10 @@ fn assert_clean(what: &str, text: &[u8], secrets: &[String]) {
     for s in secrets {
         assert!(!contains(text, s), "{what} contains a secret ({}…)", &s[..4.min(s.len())]);
     }
+    // The API document names the (write-only) field; nothing else may.
+    if what.contains("/openapi.json") {
+        return;
+    }
     let lower = String::from_utf8_lossy(text).to_lowercase();
     assert!(!lower.contains("secretaccesskey"), "{what} mentions secretAccessKey");
 }

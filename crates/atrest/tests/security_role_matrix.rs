@@ -103,6 +103,7 @@ fn rows(org: &str, g: &str, cluster: &str) -> Vec<Row> {
     vec![
         row(Method::GET, "/orgs", format!("{a}/orgs"), None, O::ListOrgs, R::OrgMember),
         row(Method::GET, "/orgs/{orgId}", format!("{a}/orgs/{org}"), None, O::ReadOrg, R::OrgMember),
+        row(Method::GET, "/openapi.json", format!("{a}/openapi.json"), None, O::ReadApiDocument, R::OrgMember),
         row(
             Method::GET,
             "/orgs/{orgId}/apiKeys",

@@ -15,6 +15,9 @@ pub enum FaultKind {
     Latency,
     /// Close the connection without a response.
     Drop,
+    /// Answer as AWS does when the caller's clock is more than 5 minutes off: `Signature expired`
+    /// (KMS `InvalidSignatureException`, query APIs `SignatureDoesNotMatch`, 400/403).
+    Skew,
 }
 
 /// A rule as posted to `POST /_emulator/faults`. Unset filters match everything.

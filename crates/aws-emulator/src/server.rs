@@ -307,6 +307,29 @@ impl Emulator {
         self.shared.credentials_file()
     }
 
+    /// Serves one request as the root user of `account` as if it had passed SigV4: the same
+    /// routing (`X-Amz-Target` for KMS, else the `Action`/`Version` form of STS, IAM and EC2) and
+    /// service code as a signed request, without the network. Fuzz targets feed outside bytes
+    /// through it; returns the HTTP status.
+    pub fn serve_as(&self, account: &str, region: &str, target: Option<&str>, body: &[u8]) -> u16 {
+        let mut req = http::Request::builder().method("POST").uri("/");
+        if let Some(t) = target {
+            req = req.header("x-amz-target", t);
+        }
+        let Ok(req) = req.body(()) else { return 400 };
+        let (parts, ()) = req.into_parts();
+        let Some(route) = route(&parts, body, None) else { return 400 };
+        let ctx = ReqCtx {
+            request_id: ids::request_id(),
+            caller: crate::policy::Caller::root(&self.account(account).account_id),
+            region: region.to_string(),
+            arrival: Arrival::Public,
+            source_ip: "127.0.0.1".into(),
+            now: self.shared.now(),
+        };
+        dispatch(&self.shared, &ctx, route, body).status().as_u16()
+    }
+
     /// Stop every listener and timer. State is already durable.
     pub async fn shutdown(self) {
         self.main.abort();
@@ -484,27 +507,32 @@ async fn handle(
         source_ip: peer.ip().to_string(),
         now: sh.now(),
     };
-    let resp = match route {
-        Route::Kms(op) => match crate::kms::handle(&sh, &ctx, &op, &body) {
-            Ok(v) => wire::kms_ok(&request_id, &v),
+    Ok(dispatch(&sh, &ctx, route, &body))
+}
+
+/// The services behind authentication: parse the operation's input and act on it.
+fn dispatch(sh: &Shared, ctx: &ReqCtx, route: Route, body: &[u8]) -> Resp {
+    let request_id = &ctx.request_id;
+    match route {
+        Route::Kms(op) => match crate::kms::handle(sh, ctx, &op, body) {
+            Ok(v) => wire::kms_ok(request_id, &v),
             Err(e) => {
                 tracing::debug!(error = %e, op = %op, "kms error");
-                wire::kms_error(&request_id, e.status(), e.name(), &e.to_string())
+                wire::kms_error(request_id, e.status(), e.name(), &e.to_string())
             }
         },
         Route::Query { proto, action, params } => {
             let result = match proto {
-                Protocol::Sts => crate::sts::handle(&sh, &ctx, &action, &params),
-                Protocol::Iam => crate::iam::handle(&sh, &ctx, &action, &params),
-                _ => crate::ec2::handle(&sh, &ctx, &action, &params),
+                Protocol::Sts => crate::sts::handle(sh, ctx, &action, &params),
+                Protocol::Iam => crate::iam::handle(sh, ctx, &action, &params),
+                _ => crate::ec2::handle(sh, ctx, &action, &params),
             };
             match result {
-                Ok(xml) => wire::xml_ok(&request_id, xml),
-                Err(e) => wire::query_error(proto, &request_id, &e),
+                Ok(xml) => wire::xml_ok(request_id, xml),
+                Err(e) => wire::query_error(proto, request_id, &e),
             }
         }
-    };
-    Ok(resp)
+    }
 }
 
 enum ServiceFailure {
@@ -519,6 +547,19 @@ fn error_response(proto: Protocol, request_id: &str, f: ServiceFailure, msg: &st
 }
 
 fn fault_response(proto: Protocol, request_id: &str, kind: FaultKind) -> Resp {
+    if kind == FaultKind::Skew {
+        let now = time::OffsetDateTime::now_utc();
+        let msg = format!(
+            "Signature expired: {} is now earlier than {} ({} - 5 min.)",
+            sigv4::format_amz_date(now - time::Duration::minutes(20)),
+            sigv4::format_amz_date(now - time::Duration::minutes(5)),
+            sigv4::format_amz_date(now)
+        );
+        return match proto {
+            Protocol::Kms => wire::kms_error(request_id, 400, "InvalidSignatureException", &msg),
+            p => wire::query_error(p, request_id, &QueryError::new(403, "SignatureDoesNotMatch", msg)),
+        };
+    }
     let (status, kms_name, query_code, msg) = match kind {
         FaultKind::Throttle => (400, "ThrottlingException", "Throttling", "Rate exceeded"),
         FaultKind::Error503 => {

@@ -546,13 +546,7 @@ impl Client {
         self.try_send(method, path, body, auth).await.expect("request sent")
     }
 
-    async fn try_send(
-        &self,
-        method: &Method,
-        path: &str,
-        body: Option<&Value>,
-        auth: Option<String>,
-    ) -> Result<Resp, reqwest::Error> {
+    async fn try_send(&self, method: &Method, path: &str, body: Option<&Value>, auth: Option<String>) -> Option<Resp> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
         if !self.accept.is_empty() {
             req = req.header("Accept", &self.accept);
@@ -563,21 +557,21 @@ impl Client {
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b.to_string());
         }
-        let r = req.send().await?;
-        Ok(Resp { status: r.status(), headers: r.headers().clone(), text: r.text().await.unwrap_or_default() })
+        let r = req.send().await.ok()?;
+        let (status, headers) = (r.status(), r.headers().clone());
+        Some(Resp { status, headers, text: r.text().await.ok()? })
     }
 
-    /// The handshake of [`Client::request`], or `None` when the server could not be reached (or
-    /// went away mid-request).
+    /// [`Client::request`] for a server that may die mid-request (crash tests): `None` when no
+    /// complete response arrived, i.e. nothing was acknowledged.
     pub async fn try_request(&self, method: Method, path: &str, body: Option<&Value>) -> Option<Resp> {
-        let first = self.try_send(&method, path, body, None).await.ok()?;
+        let first = self.try_send(&method, path, body, None).await?;
         if first.status != StatusCode::UNAUTHORIZED {
             return Some(first);
         }
-        let header = first.headers.get("www-authenticate")?.to_str().ok()?.to_owned();
-        let c = parse_challenge_strict(&header).ok()?;
+        let c = parse_challenge_strict(first.headers.get("www-authenticate")?.to_str().ok()?).ok()?;
         let auth = authorization(&c, &self.algorithm, &self.user, &self.pass, method.as_str(), path, 1);
-        self.try_send(&method, path, body, Some(auth)).await.ok()
+        self.try_send(&method, path, body, Some(auth)).await
     }
 
     /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
