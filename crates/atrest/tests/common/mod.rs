@@ -156,6 +156,37 @@ impl Server {
         self.creds["ATREST_ORG_ID"].clone()
     }
 
+    /// Everything the store holds, as bytes: the SQLite files, or every row of the PostgreSQL
+    /// database as JSON (BYTEA as hex). For scans that no secret is stored in plaintext.
+    pub fn stored_bytes(&self) -> Vec<u8> {
+        if let Some(url) = &self.database_url {
+            return with_postgres(url, |c| {
+                Box::pin(async move {
+                    let tables = c
+                        .query(
+                            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public'",
+                            &[],
+                        )
+                        .await
+                        .unwrap();
+                    let mut dump = String::new();
+                    for t in tables {
+                        let name: String = t.get(0);
+                        for row in c.query(&format!("SELECT row_to_json(t)::text FROM {name} t"), &[]).await.unwrap() {
+                            dump.push_str(row.get::<_, &str>(0));
+                        }
+                    }
+                    dump.into_bytes()
+                })
+            });
+        }
+        let mut out = Vec::new();
+        for name in ["atrest.sqlite3", "atrest.sqlite3-wal"] {
+            out.extend(std::fs::read(self.dir.join(name)).unwrap_or_default());
+        }
+        out
+    }
+
     /// A new API key of the organization with `roles`, made by the bootstrap key.
     pub async fn new_key(&self, roles: &[&str]) -> Client {
         let org = self.org_id();
