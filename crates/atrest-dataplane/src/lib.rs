@@ -13,6 +13,8 @@
 //! re-encryption copies it). Plaintext keys live only in memory, in [`Key32`] (zeroized on drop,
 //! redacted `Debug`), while the cluster is open.
 
+#[doc(hidden)]
+pub mod baseline;
 mod docs;
 mod error;
 mod keyring;

@@ -13,13 +13,19 @@ use crate::keys::Key32;
 /// With `create == false` a missing file is an error and nothing is written before the key is
 /// verified, so a wrong key leaves the file untouched.
 pub(crate) fn open_keyed(path: &Path, key: &Key32, create: bool) -> Result<Connection> {
+    open_with(path, Some(key), create)
+}
+
+/// [`open_keyed`], or with `None` the same connection without the page cipher: only the
+/// benchmarks' encryption-off baseline ([`crate::baseline`]) passes `None`.
+pub(crate) fn open_with(path: &Path, key: Option<&Key32>, create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.execute_batch("PRAGMA cipher_memory_security = ON;")?;
-    {
+    if let Some(key) = key {
+        conn.execute_batch("PRAGMA cipher_memory_security = ON;")?;
         // sqlite3_key with the literal `x'<hex>'` is what `PRAGMA key = "x'<hex>'"` does, minus
         // the copies of the SQL text; SQLCipher keeps the key in its own (wiped) memory.
         let literal = key.sqlcipher_literal();

@@ -71,17 +71,7 @@ async fn rotation_and_cmk_change_rewrite_no_data() {
     // CMK change: a second key the role may use, then the project switches to it.
     let customer = s.customer();
     let (new_id, new_arn) = customer.create_key().await;
-    let policy = json!({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": common::PAGE_ACTIONS, "Resource": [cmk.key_arn, new_arn]}]});
-    customer
-        .iam
-        .put_role_policy()
-        .role_name(&cmk.role_name)
-        .policy_name("atlas-kms-access")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .unwrap();
+    customer.allow_keys(&cmk.role_name, &[&cmk.key_arn, &new_arn]).await;
     let r = c
         .patch(
             &format!("/api/atlas/v2/groups/{g}/encryptionAtRest"),

@@ -409,6 +409,23 @@ impl Customer {
         role.role().unwrap().arn().to_owned()
     }
 
+    /// Replaces the access policy of the role made by `create_atlas_role`: the page's actions
+    /// on each of `key_arns` (a second key before a CMK change).
+    pub async fn allow_keys(&self, role_name: &str, key_arns: &[&str]) {
+        let access = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": PAGE_ACTIONS, "Resource": key_arns}]
+        });
+        self.iam
+            .put_role_policy()
+            .role_name(role_name)
+            .policy_name("atlas-kms-access")
+            .policy_document(access.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
     pub async fn disable_key(&self, key: &str) {
         self.kms.disable_key().key_id(key).send().await.unwrap();
     }
@@ -553,6 +570,8 @@ pub struct Client {
     pub pass: String,
     pub accept: String,
     pub algorithm: String,
+    /// With a bearer token (a service account's), requests carry it and skip the Digest handshake.
+    pub bearer: Option<String>,
     http: reqwest::Client,
 }
 
@@ -564,7 +583,34 @@ impl Client {
             pass: pass.into(),
             accept: V2.into(),
             algorithm: "MD5".into(),
+            bearer: None,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+        }
+    }
+
+    /// A client authenticated as a service account: `POST /api/oauth/token` with the client id
+    /// and secret (HTTP Basic, `grant_type=client_credentials`, as Atlas has it), then
+    /// `Authorization: Bearer <access_token>` on every request.
+    pub async fn with_service_account(base: &str, client_id: &str, client_secret: &str) -> Result<Client, String> {
+        let mut c = Client::new(base, "", "");
+        let r = c
+            .http
+            .post(format!("{}/api/oauth/token", c.base))
+            .basic_auth(client_id, Some(client_secret))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json")
+            .body("grant_type=client_credentials")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        match body["access_token"].as_str() {
+            Some(token) if status.is_success() => {
+                c.bearer = Some(token.to_owned());
+                Ok(c)
+            }
+            _ => Err(format!("POST /api/oauth/token answered {status}: {body}")),
         }
     }
 
@@ -605,8 +651,12 @@ impl Client {
         self.try_send(&method, path, body, Some(auth)).await
     }
 
-    /// The Go client's two-step handshake: unauthenticated, then answer the challenge.
+    /// The Go client's two-step handshake: unauthenticated, then answer the challenge (or the
+    /// bearer token, when the client has one).
     pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Resp {
+        if let Some(token) = &self.bearer {
+            return self.send(&method, path, body, Some(format!("Bearer {token}"))).await;
+        }
         let first = self.send(&method, path, body, None).await;
         if first.status != StatusCode::UNAUTHORIZED {
             return first;
