@@ -195,21 +195,22 @@ impl Load {
     }
 }
 
-/// `tasks` clients each calling `call(task, i)` in a loop for `dur` (at least once); `call`
-/// says whether the answer was the expected one.
-async fn load<F, Fut>(tasks: usize, dur: Duration, call: F) -> Load
+/// `tasks` clients each calling `call(task, i)` in a loop for `dur` (at least once), `cap`
+/// calls at most in all; `call` says whether the answer was the expected one.
+async fn load<F, Fut>(tasks: usize, dur: Duration, cap: u64, call: F) -> Load
 where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let call = Arc::new(call);
+    let issued = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut set = tokio::task::JoinSet::new();
     for t in 0..tasks {
-        let call = call.clone();
+        let (call, issued) = (call.clone(), issued.clone());
         set.spawn(async move {
             let (mut lat, mut errors, mut i) = (vec![], 0, 0u64);
-            while i == 0 || start.elapsed() < dur {
+            while (i == 0 || start.elapsed() < dur) && issued.fetch_add(1, Ordering::SeqCst) < cap {
                 let t0 = Instant::now();
                 if !call(t, i).await {
                     errors += 1;
@@ -270,7 +271,10 @@ impl Run {
         {
             let mut per = [vec![], vec![]];
             for round in 0..rounds {
-                for (ci, (cluster, _)) in clusters.iter().enumerate() {
+                // Alternate which cluster goes first, so that neither always follows the other.
+                for k in 0..clusters.len() {
+                    let ci = (k + round) % clusters.len();
+                    let cluster = clusters[ci].0;
                     let (c, g, pad) = (c.clone(), g.clone(), pad.clone());
                     let cluster = cluster.to_string();
                     let insert = what.starts_with("insert");
@@ -332,36 +336,41 @@ impl Run {
     // ----- KMS calls --------------------------------------------------------------------------
 
     async fn kms_calls(&mut self) {
-        let interval = self.mode.pick("2s", "1s");
-        let s = self.server(&["--key-check-interval", interval, "--reconcile-interval", "200ms"]).await;
+        // Document writes on a server whose periodic checks are an hour apart, so that every
+        // KMS call counted during the writes would be the writes' own.
+        let s = self.server(&["--key-check-interval", "1h", "--reconcile-interval", "200ms"]).await;
         let c = s.client();
         let g = s.enable_cmk("kms-calls").await.g;
         c.create_cluster(&g, &cluster_body("counted", "M10", "AWS", &["US_EAST_1"])).await;
         let writes: usize = self.mode.pick(1_000_000, 2_000);
-        // Document writes: small documents, 1,000 per request, in two databases.
+        // Small documents, 1,000 per request, in two databases.
         let before = kms_calls(&s).await;
         let t0 = Instant::now();
         for start in (0..writes).step_by(1000) {
             let docs: Vec<Value> = (start..start + 1000).map(|i| json!({"n": i})).collect();
             let db = if start % 2000 == 0 { "a" } else { "b" };
-            let r = c
-                .data(&g, "counted", "insertMany", &json!({"database": db, "collection": "c", "documents": docs}))
-                .await;
+            let body = json!({"database": db, "collection": "c", "documents": docs});
+            let r = c.data(&g, "counted", "insertMany", &body).await;
             assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         }
         let write_secs = t0.elapsed().as_secs_f64();
         let during_writes = calls_between(&before, &kms_calls(&s).await);
-        // Periodic checks: KMS calls over a window of whole intervals, per check recorded.
-        let checks_window = self.mode.pick(10u32, 2);
-        let interval_d = Duration::from_secs(if self.mode.full { 2 } else { 1 });
-        let before = kms_calls(&s).await;
-        tokio::time::sleep(interval_d * checks_window).await;
-        let periodic = calls_between(&before, &kms_calls(&s).await);
         // One on-demand check: GET encryptionAtRest re-checks the key.
         let before = kms_calls(&s).await;
         let r = c.get(&format!("/api/atlas/v2/groups/{g}/encryptionAtRest")).await;
         assert_eq!(r.json()["awsKms"]["valid"], true, "{}", r.text);
         let on_demand = calls_between(&before, &kms_calls(&s).await);
+        drop(s);
+        // Periodic checks: a server checking every `interval`, one project with one cluster.
+        let (interval, interval_d) = self.mode.pick(("2s", Duration::from_secs(2)), ("1s", Duration::from_secs(1)));
+        let s = self.server(&["--key-check-interval", interval, "--reconcile-interval", "200ms"]).await;
+        let c = s.client();
+        let g = s.enable_cmk("kms-checks").await.g;
+        c.create_cluster(&g, &cluster_body("checked", "M10", "AWS", &["US_EAST_1"])).await;
+        let checks_window = self.mode.pick(10u32, 2);
+        let before = kms_calls(&s).await;
+        tokio::time::sleep(interval_d * checks_window).await;
+        let periodic = calls_between(&before, &kms_calls(&s).await);
         let per_million = total(&during_writes, "kms") as f64 * 1e6 / writes as f64;
         let mut table = Table::new("KMS calls", &["what", "KMS calls", "STS calls", "by operation", "target"]);
         table.row(vec![
@@ -599,17 +608,24 @@ impl Run {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
+        // POST clusters creates clusters, at most 25 per project: projects of their own, enough
+        // for every POST cell (2 client counts x 2 auth modes), each cell capped to its share.
+        let mut post_groups = vec![];
+        for p in 0..self.mode.pick(20, 2) {
+            post_groups.push(s.enable_cmk(&format!("clusters-{p}")).await.g);
+        }
+        let post_cap = (post_groups.len() * atrest_core::clusters::MAX_CLUSTERS_PER_PROJECT / 4) as u64;
         let bearer = match &self.auth.bearer {
             Some((id, secret)) => Some(Client::with_service_account(&s.url, id, secret).await.expect("bearer token")),
             None => None,
         };
         let dur = self.mode.pick(Duration::from_secs(5), Duration::from_millis(200));
         let peak = RssPeak::watch(s.child.id());
-        let groups = Arc::new(groups);
+        let (groups, post_groups) = (Arc::new(groups), Arc::new(post_groups));
         let seq = Arc::new(AtomicU64::new(0));
         let mut table = Table::new(
             &format!(
-                "Admin API on loopback ({projects} projects, {} private endpoints; {} s per cell)",
+                "Admin API on loopback ({projects} projects, {} private endpoints; {} s per cell, POST clusters at most {post_cap} per cell)",
                 projects * regions,
                 dur.as_secs_f64()
             ),
@@ -628,9 +644,11 @@ impl Run {
                         cells.push(None);
                         continue;
                     };
-                    let (groups, seq) = (groups.clone(), seq.clone());
-                    let l = load(tasks, dur, move |t, i| {
-                        let (client, groups, seq) = (client.clone(), groups.clone(), seq.clone());
+                    let (groups, post_groups, seq) = (groups.clone(), post_groups.clone(), seq.clone());
+                    let cap = if what.starts_with("POST") { post_cap } else { u64::MAX };
+                    let l = load(tasks, dur, cap, move |t, i| {
+                        let (client, groups, post_groups, seq) =
+                            (client.clone(), groups.clone(), post_groups.clone(), seq.clone());
                         async move {
                             let g = &groups[(t + i as usize) % groups.len()];
                             let r = match what {
@@ -643,7 +661,9 @@ impl Run {
                                         .await
                                 }
                                 _ => {
-                                    let name = format!("load-{}", seq.fetch_add(1, Ordering::SeqCst));
+                                    let n = seq.fetch_add(1, Ordering::SeqCst) as usize;
+                                    let g = &post_groups[n % post_groups.len()];
+                                    let name = format!("load-{n}");
                                     let body = cluster_body(&name, "M10", "AWS", &["US_EAST_1"]);
                                     client
                                         .clone()

@@ -98,6 +98,7 @@ pub fn machine() -> Value {
 
 /// Writes `{"mode", "machine", "results"}` as `<name>.json`: into bench/results/ in a full run,
 /// into the target directory in a quick one (the same code runs; the repository stays clean).
+/// The machine is the last run's; a run of some sections keeps the other sections' results.
 pub fn write_results(mode: &Mode, name: &str, results: Value) -> PathBuf {
     let dir = if mode.full {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bench/results")
@@ -109,6 +110,16 @@ pub fn write_results(mode: &Mode, name: &str, results: Value) -> PathBuf {
     };
     std::fs::create_dir_all(&dir).expect("results directory");
     let path = dir.join(format!("{name}.json"));
+    // A run of some sections only replaces those sections' results.
+    let mut results = results;
+    if !mode.filters.is_empty() {
+        let old: Option<Value> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
+        if let (Some(Value::Object(mut all)), Value::Object(new)) = (old.map(|o| o["results"].clone()), results.clone())
+        {
+            all.extend(new);
+            results = Value::Object(all);
+        }
+    }
     let doc = json!({"benchmark": name, "mode": mode.name(), "machine": machine(), "results": results});
     std::fs::write(&path, serde_json::to_string_pretty(&doc).expect("JSON") + "\n").expect("write results");
     println!("results: {}", path.display());
