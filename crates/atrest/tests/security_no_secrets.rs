@@ -4,6 +4,8 @@
 
 mod common;
 
+use base64::Engine;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -209,6 +211,8 @@ fn start_logged(level: &str) -> LoggedServer {
         .args(["--listen", "127.0.0.1:0", "--aws-listen", "127.0.0.1:0"])
         .args(common::store_args(&dir))
         .env("ATREST_LOG", level)
+        // The embedded AWS remembers every session token and plaintext key it handles.
+        .env("ATREST_AWS_RECORD_SECRETS", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
@@ -286,6 +290,25 @@ async fn the_log_holds_no_secrets() {
     let wrong = Client::new(&s.url, &public, &format!("{private}x"));
     assert_eq!(wrong.get("/api/atlas/v2/orgs").await.status, StatusCode::UNAUTHORIZED);
 
+    // A cluster with customer keys, a document in it and a master-key rotation: data keys and
+    // master keys go through KMS (Encrypt, Decrypt), atrest's role sessions through STS.
+    owner.create_cluster(&g, &common::cluster_body("logged", "M10", "AWS", &["US_EAST_1"])).await;
+    let doc = json!({"database": "d", "collection": "c", "document": {"marker": "logged"}});
+    assert_eq!(owner.data(&g, "logged", "insertOne", &doc).await.status, StatusCode::OK);
+    let r = owner.post(&format!("/api/atrest/v1/groups/{g}/clusters/logged/rotateMasterKey"), &json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let answers =
+        get_everything(&owner, &[("groupId", g.as_str()), ("orgId", org.as_str()), ("clusterName", "logged")]).await;
+    let seen: Vec<String> =
+        reqwest::get(format!("{aws_url}/_emulator/secrets")).await.unwrap().json::<serde_json::Value>().await.unwrap()
+            ["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+    assert!(seen.len() >= 4, "the emulator saw too few secrets to test with: {}", seen.len());
+
     // Let the log settle, then stop the server so everything is flushed.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut s = s;
@@ -299,4 +322,35 @@ async fn the_log_holds_no_secrets() {
     let log = std::fs::read(&s.log).unwrap();
     assert!(!log.is_empty(), "the server logged nothing at debug level");
     assert_clean("the server's stderr", &log, &secrets);
+
+    // No STS session token or secret, no plaintext master or data key (as base64, hex or raw
+    // bytes) in the log, in any file, or in any API answer.
+    let mut forms: Vec<Vec<u8>> = Vec::new();
+    for secret in &seen {
+        forms.push(secret.clone().into_bytes());
+        if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(secret) {
+            if raw.len() >= 16 {
+                forms.push(hex::encode(&raw).into_bytes());
+                forms.push(raw);
+            }
+        }
+    }
+    let mut places: Vec<(String, Vec<u8>)> = vec![("the server's stderr".into(), log)];
+    for f in files_under(&s.dir) {
+        if let Ok(bytes) = std::fs::read(&f) {
+            places.push((f.display().to_string(), bytes));
+        }
+    }
+    for (path, status, body) in answers {
+        places.push((format!("GET {path} ({status})"), body.into_bytes()));
+    }
+    for (what, bytes) in &places {
+        for form in &forms {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_slice()),
+                "{what} holds a session token or a plaintext key"
+            );
+        }
+    }
+    eprintln!("scanned {} places for {} secrets seen by AWS", places.len(), seen.len());
 }

@@ -37,6 +37,12 @@ pub async fn handle(sh: &Shared, parts: &http::request::Parts, body: &[u8], rid:
     match (method, segments.as_slice()) {
         ("GET", ["health"]) => ok(rid, json!({"status": "ok", "url": sh.url})),
         ("GET", ["accounts"]) => ok(rid, json!({"accounts": sh.accounts()})),
+        ("GET", ["secrets"]) => match sh.secrets_seen() {
+            Some(secrets) => ok(rid, json!({"secrets": secrets})),
+            None => {
+                bad(rid, 404, "secrets are recorded only when the emulator starts with ATREST_AWS_RECORD_SECRETS=1")
+            }
+        },
         ("POST", ["accounts"]) => {
             let req: NewAccount = match serde_json::from_slice(body) {
                 Ok(r) => r,

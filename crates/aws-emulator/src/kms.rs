@@ -483,6 +483,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             authorize(inner, ctx, k, "kms:Encrypt", Some(&enc))?;
             require_usable(k)?;
             let blob = encrypt_with(k, &enc, &plaintext)?;
+            sh.saw_secret(&B64.encode(&plaintext));
             Ok(json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}))
         }
         "Decrypt" => {
@@ -490,6 +491,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let enc = input.context("EncryptionContext")?;
             check_algorithm(&input, "EncryptionAlgorithm")?;
             let (k, plain) = decrypt_blob(inner, ctx, &blob, &enc, input.opt_str("KeyId")?, "kms:Decrypt")?;
+            sh.saw_secret(&B64.encode(plain.as_slice()));
             Ok(
                 json!({"KeyId": k.arn, "Plaintext": B64.encode(plain.as_slice()), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
             )
@@ -545,6 +547,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let mut out = json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn});
             if op == "GenerateDataKey" {
                 out["Plaintext"] = json!(B64.encode(plain.as_slice()));
+                sh.saw_secret(&B64.encode(plain.as_slice()));
             }
             Ok(out)
         }

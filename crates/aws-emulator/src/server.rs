@@ -61,6 +61,11 @@ pub struct Shared {
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
     pub clock_offset: AtomicI64,
     pub url: String,
+    /// Every secret this emulator handed out or was handed (session tokens and keys, plaintexts
+    /// of Encrypt, Decrypt and GenerateDataKey), base64 as on the wire; kept in memory only, and
+    /// only when `ATREST_AWS_RECORD_SECRETS=1`, so that tests can look for them where they must
+    /// not be (logs, files, API answers).
+    secrets_seen: Option<Mutex<Vec<String>>>,
     me: Weak<Shared>,
 }
 
@@ -68,7 +73,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Secrets recorded at most (the oldest go first).
+const MAX_SECRETS_SEEN: usize = 10_000;
+
 impl Shared {
+    pub fn saw_secret(&self, secret: &str) {
+        if let Some(seen) = &self.secrets_seen {
+            let mut seen = lock(seen);
+            if seen.len() >= MAX_SECRETS_SEEN {
+                seen.remove(0);
+            }
+            seen.push(secret.to_owned());
+        }
+    }
+
+    /// The recorded secrets, if recording is on.
+    pub fn secrets_seen(&self) -> Option<Vec<String>> {
+        self.secrets_seen.as_ref().map(|s| lock(s).clone())
+    }
+
     pub fn inner(&self) -> MutexGuard<'_, Inner> {
         lock(&self.inner)
     }
@@ -230,6 +253,9 @@ impl Emulator {
             counters: Mutex::new(BTreeMap::new()),
             listeners: Mutex::new(HashMap::new()),
             clock_offset: AtomicI64::new(offset),
+            secrets_seen: std::env::var("ATREST_AWS_RECORD_SECRETS")
+                .is_ok_and(|v| v == "1")
+                .then(|| Mutex::new(Vec::new())),
             me: me.clone(),
         });
         shared.write_credentials_file()?;

@@ -163,6 +163,8 @@ fn assume_role(sh: &Shared, ctx: &ReqCtx, params: &[(String, String)]) -> Result
     };
     drop(inner);
     let token = seal_session_token(&sh.root_key, &claims);
+    sh.saw_secret(&token);
+    sh.saw_secret(&claims.secret_access_key);
     let assumed_arn =
         format!("arn:aws:sts::{}:assumed-role/{}/{}", claims.account_id, claims.role_name, claims.session_name);
     let result = format!(
