@@ -135,6 +135,16 @@ pub async fn authenticate(
     headers: &HeaderMap,
     token: &str,
 ) -> Result<Principal, Error> {
+    Ok(session_of(state, method, headers, token).await?.0)
+}
+
+/// The live session of `token` and its key's principal, checking CSRF on state changes.
+async fn session_of(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<(Principal, Session), Error> {
     let session = state.store.get_session(&token_hash(token)).await?;
     let Some(session) = session.filter(|s| s.is_live(SessionKind::Console, OffsetDateTime::now_utc())) else {
         return Err(Error::Unauthenticated { stale: false });
@@ -150,7 +160,7 @@ pub async fn authenticate(
         }
     }
     let key = state.store.get_api_key(&session.subject).await?.ok_or(Error::Unauthenticated { stale: false })?;
-    Ok(Principal { key_id: key.id, org_id: key.org_id, public_key: key.public_key, grants: key.grants })
+    Ok((key.into(), session))
 }
 
 #[derive(Deserialize)]
@@ -196,8 +206,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: axum::
     let now = OffsetDateTime::now_utc();
     let session = Session::new(token_hash(&token), SessionKind::Console, stored.key.id, now);
     state.store.insert_session(&session).await?;
-    let key = stored.key;
-    let principal = Principal { key_id: key.id, org_id: key.org_id, public_key: key.public_key, grants: key.grants };
+    let principal = Principal::from(stored.key);
     let mut resp = ok(session_body(&principal, &token, &session));
     set_cookie(&mut resp, &token, SessionKind::Console.lifetime().whole_seconds(), state.secure_cookies);
     tracing::info!(public_key = %principal.public_key, "console sign-in");
@@ -207,8 +216,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: axum::
 /// `GET /console/session`: who is signed in, with the CSRF token for this page load.
 async fn current(State(state): State<AppState>, method: Method, headers: HeaderMap) -> ApiResult<Response> {
     let token = session_cookie(&headers).ok_or(Error::Unauthenticated { stale: false })?;
-    let principal = authenticate(&state, &method, &headers, &token).await?;
-    let session = state.store.get_session(&token_hash(&token)).await?.ok_or(Error::Unauthenticated { stale: false })?;
+    let (principal, session) = session_of(&state, &method, &headers, &token).await?;
     Ok(ok(session_body(&principal, &token, &session)))
 }
 

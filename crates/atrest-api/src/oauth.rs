@@ -165,10 +165,5 @@ pub async fn bearer_principal(s: &AppState, token: &str) -> Result<crate::auth::
     };
     let account =
         s.store.get_service_account(&session.subject).await?.ok_or(Error::Unauthenticated { stale: false })?;
-    Ok(crate::auth::Principal {
-        key_id: account.id,
-        org_id: account.org_id,
-        public_key: account.client_id(),
-        grants: account.grants,
-    })
+    Ok(account.into())
 }

@@ -21,18 +21,11 @@ use serde_json::{json, Value};
 
 const REPLICAS: usize = 3;
 const PROJECTS: usize = 20;
-const REGIONS: &[&str] = &[
-    "US_EAST_1",
-    "US_EAST_2",
-    "US_WEST_1",
-    "US_WEST_2",
-    "CA_CENTRAL_1",
-    "EU_NORTH_1",
-    "EU_WEST_1",
-    "EU_WEST_2",
-    "EU_WEST_3",
-    "EU_CENTRAL_1",
-];
+/// Ten commercial regions (the official list starts with the two GovCloud ones).
+const REGIONS: &[&str] = {
+    let (_, rest) = atrest_core::regions::AWS_REGIONS.split_at(2);
+    rest.split_at(10).0
+};
 const CLUSTERS: usize = 50;
 
 /// `atrest aws serve`: the AWS every replica shares.

@@ -24,6 +24,23 @@ pub struct Principal {
     pub grants: Grants,
 }
 
+impl From<atrest_core::api_keys::ApiKey> for Principal {
+    fn from(key: atrest_core::api_keys::ApiKey) -> Self {
+        Principal { key_id: key.id, org_id: key.org_id, public_key: key.public_key, grants: key.grants }
+    }
+}
+
+impl From<atrest_core::service_accounts::ServiceAccount> for Principal {
+    fn from(account: atrest_core::service_accounts::ServiceAccount) -> Self {
+        Principal {
+            key_id: account.id,
+            public_key: account.client_id(),
+            org_id: account.org_id,
+            grants: account.grants,
+        }
+    }
+}
+
 impl Principal {
     /// The one authorization decision every handler makes, from `roles::requirement`'s table.
     pub fn require(&self, op: Operation, group: Option<&ObjectId>) -> Result<(), ApiError> {
@@ -97,19 +114,9 @@ fn target_of(req: &Request) -> String {
 /// The API key or service account with this id, as a principal.
 async fn principal_of(state: &AppState, id: &ObjectId) -> Result<Option<Principal>, Error> {
     if let Some(key) = state.store.get_api_key(id).await? {
-        return Ok(Some(Principal {
-            key_id: key.id,
-            org_id: key.org_id,
-            public_key: key.public_key,
-            grants: key.grants,
-        }));
+        return Ok(Some(key.into()));
     }
-    Ok(state.store.get_service_account(id).await?.map(|a| Principal {
-        key_id: a.id,
-        org_id: a.org_id,
-        public_key: a.client_id(),
-        grants: a.grants,
-    }))
+    Ok(state.store.get_service_account(id).await?.map(Principal::from))
 }
 
 /// A request another replica authenticated and forwarded: served as the caller it names.
@@ -199,12 +206,6 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         Outcome::Stale => return refuse(&state, req, true).await,
         Outcome::Rejected => return refuse(&state, req, false).await,
     }
-    let key = stored.key;
-    req.extensions_mut().insert(Principal {
-        key_id: key.id,
-        org_id: key.org_id,
-        public_key: key.public_key,
-        grants: key.grants,
-    });
+    req.extensions_mut().insert(Principal::from(stored.key));
     next.run(req).await
 }
