@@ -105,7 +105,7 @@ impl Control {
                 let backoff = Duration::from_millis(500).saturating_mul(1 << failures.min(16)).min(interval);
                 (failures, later(backoff))
             }
-            _ => (0, later(interval)),
+            _ => (0, later(self.settings.next_key_check_after())),
         };
         let key_arn = match outcome {
             CheckOutcome::Valid { key_arn } => Some(key_arn.clone()),
@@ -236,7 +236,7 @@ impl Control {
                             &group,
                             &next,
                             Some(None),
-                            later(self.settings.key_check_interval),
+                            later(self.settings.next_key_check_after()),
                             &[event],
                         )
                         .await?;
@@ -299,7 +299,7 @@ impl Control {
                     ));
                 }
                 self.store
-                    .save_encryption_at_rest(&group, &next, sealed, later(self.settings.key_check_interval), &events)
+                    .save_encryption_at_rest(&group, &next, sealed, later(self.settings.next_key_check_after()), &events)
                     .await?;
                 self.nudge.notify_waiters();
                 Ok(next)

@@ -42,7 +42,7 @@ pub async fn step(control: &Arc<Control>) -> usize {
 
 /// Runs until `shutdown` resolves.
 pub async fn run(control: Arc<Control>, shutdown: impl std::future::Future<Output = ()>) {
-    let tick = (control.settings.key_check_interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let tick = control.settings.key_check_tick();
     tokio::pin!(shutdown);
     loop {
         step(&control).await;

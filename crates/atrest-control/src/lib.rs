@@ -31,6 +31,21 @@ pub struct ControlSettings {
     pub master_key_rotation_period: Duration,
 }
 
+impl ControlSettings {
+    /// How often the key validity reconciler looks for due checks.
+    pub fn key_check_tick(&self) -> Duration {
+        (self.key_check_interval / 20).clamp(Duration::from_millis(50), Duration::from_secs(1))
+    }
+
+    /// When, after a check, the next one falls due. Two ticks early: one for the reconciler to
+    /// notice it, one for the check's own AWS calls, so that a key revoked right after a check is
+    /// refused within one interval, not one interval plus a tick.
+    pub fn next_key_check_after(&self) -> Duration {
+        let tick = self.key_check_tick();
+        self.key_check_interval.saturating_sub(2 * tick).max(tick)
+    }
+}
+
 pub struct Control {
     pub store: Arc<dyn Store>,
     pub sealer: Arc<Sealer>,
@@ -106,5 +121,29 @@ impl Control {
             replica: p.replica,
             held: Mutex::new(HashMap::new()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(interval_ms: u64) -> ControlSettings {
+        ControlSettings {
+            key_check_interval: Duration::from_millis(interval_ms),
+            reconcile_interval: Duration::from_secs(1),
+            master_key_rotation_period: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn a_revoked_key_is_found_within_one_interval() {
+        for interval_ms in [1_000, 2_000, 5_000, 60_000, 3_600_000] {
+            let s = settings(interval_ms);
+            let worst = s.next_key_check_after() + s.key_check_tick();
+            assert!(worst < s.key_check_interval, "{interval_ms} ms: worst case {worst:?}");
+            // ... without checking much more often than asked.
+            assert!(s.next_key_check_after() * 10 >= s.key_check_interval * 8, "{interval_ms} ms");
+        }
     }
 }

@@ -8,8 +8,14 @@ use rusqlite::{Connection, OpenFlags};
 use crate::error::{DataError, Result};
 use crate::keys::Key32;
 
+/// SQLite's page cache per open database, in KiB. It holds decrypted pages, as WiredTiger's cache
+/// does under MongoDB's encryption at rest: a page of the working set is decrypted and
+/// authenticated once, not on every read. SQLite fills it as pages are used, up to this size.
+pub(crate) const PAGE_CACHE_KIB: u32 = 64 * 1024;
+
 /// Opens `path` keyed with `key` (`PRAGMA key = "x'<hex>'"`: no KDF), checks that the key decrypts
-/// it, then sets WAL (SQLCipher encrypts WAL pages), `synchronous=FULL` and `temp_store=MEMORY`.
+/// it, then sets WAL (SQLCipher encrypts WAL pages), `synchronous=FULL`, `temp_store=MEMORY` and
+/// a page cache of [`PAGE_CACHE_KIB`].
 /// With `create == false` a missing file is an error and nothing is written before the key is
 /// verified, so a wrong key leaves the file untouched.
 pub(crate) fn open_keyed(path: &Path, key: &Key32, create: bool) -> Result<Connection> {
@@ -45,7 +51,9 @@ pub(crate) fn open_with(path: &Path, key: Option<&Key32>, create: bool) -> Resul
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(DataError::Storage(format!("journal_mode is {mode}, not wal")));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{PAGE_CACHE_KIB};"
+    ))?;
     Ok(conn)
 }
 

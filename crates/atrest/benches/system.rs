@@ -9,8 +9,8 @@
 //!   to a full re-encryption of the same data and one KMS round trip;
 //! * `revocation`: time from the key disabled in KMS to the first refused read;
 //! * `admin_api`: requests/s and p50/p99 of `GET encryptionAtRest`, `GET privateEndpoints` (100
-//!   endpoints across projects) and `POST clusters`, with Digest (and bearer tokens with
-//!   `--auth bearer --client-id ID --client-secret SECRET`).
+//!   endpoints across projects) and `POST clusters`, with Digest and with bearer tokens of an
+//!   org-owner service account.
 //!
 //! `cargo bench -p atrest --bench system [-- SECTION...]` is the full run (release binary);
 //! `cargo test -p atrest --bench system` the quick one (debug binary, tiny sizes, nothing
@@ -29,27 +29,6 @@ use common::{cluster_body, Client, Server, V2024};
 use report::{count, median, ms, percentile, Mode, Table};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Map, Value};
-
-/// Options after `--`: `--auth digest|bearer`, `--client-id`, `--client-secret`.
-struct Auth {
-    bearer: Option<(String, String)>,
-}
-
-impl Auth {
-    fn from_args() -> Auth {
-        let args: Vec<String> = std::env::args().collect();
-        let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-        let bearer = match value("--auth").as_deref() {
-            Some("bearer") => Some((
-                value("--client-id").expect("--auth bearer needs --client-id"),
-                value("--client-secret").expect("--auth bearer needs --client-secret"),
-            )),
-            Some("digest") | None => None,
-            Some(other) => panic!("--auth {other}: digest or bearer"),
-        };
-        Auth { bearer }
-    }
-}
 
 /// Resident memory of a process in KiB.
 fn rss_kib(pid: u32) -> u64 {
@@ -235,7 +214,6 @@ where
 
 struct Run {
     mode: Mode,
-    auth: Auth,
     results: Map<String, Value>,
     startups: Vec<Duration>,
     rss_idle: Vec<u64>,
@@ -615,10 +593,21 @@ impl Run {
             post_groups.push(s.enable_cmk(&format!("clusters-{p}")).await.g);
         }
         let post_cap = (post_groups.len() * atrest_core::clusters::MAX_CLUSTERS_PER_PROJECT / 4) as u64;
-        let bearer = match &self.auth.bearer {
-            Some((id, secret)) => Some(Client::with_service_account(&s.url, id, secret).await.expect("bearer token")),
-            None => None,
-        };
+        // Bearer tokens: an org-owner service account made through the API, as an Atlas user would.
+        let org = s.org_id();
+        let r = c
+            .clone()
+            .with_accept(V2024)
+            .post(
+                &format!("/api/atlas/v2/orgs/{org}/serviceAccounts"),
+                &json!({"name": "bench", "description": "admin API load", "roles": ["ORG_OWNER"],
+                        "secretExpiresAfterHours": 24}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let sa = r.json();
+        let (id, secret) = (sa["clientId"].as_str().unwrap(), sa["secrets"][0]["secret"].as_str().unwrap());
+        let bearer = Client::with_service_account(&s.url, id, secret).await.expect("bearer token");
         let dur = self.mode.pick(Duration::from_secs(5), Duration::from_millis(200));
         let peak = RssPeak::watch(s.child.id());
         let (groups, post_groups) = (Arc::new(groups), Arc::new(post_groups));
@@ -639,11 +628,7 @@ impl Run {
         ] {
             for tasks in [1usize, 8] {
                 let mut cells = vec![];
-                for client in [Some(c.clone()), bearer.clone()] {
-                    let Some(client) = client else {
-                        cells.push(None);
-                        continue;
-                    };
+                for client in [c.clone(), bearer.clone()] {
                     let (groups, post_groups, seq) = (groups.clone(), post_groups.clone(), seq.clone());
                     let cap = if what.starts_with("POST") { post_cap } else { u64::MAX };
                     let l = load(tasks, dur, cap, move |t, i| {
@@ -676,23 +661,20 @@ impl Run {
                         }
                     })
                     .await;
-                    cells.push(Some(l));
+                    cells.push(l);
                 }
-                let cell = |l: &Option<Load>| match l {
-                    Some(l) => (
+                let cell = |l: &Load| (
                         format!(
                             "{}{}",
                             count(l.rps()),
                             if l.errors > 0 { format!(" ({} errors)", l.errors) } else { String::new() }
                         ),
                         format!("{} / {}", ms(percentile(&l.latencies, 50.0)), ms(percentile(&l.latencies, 99.0))),
-                    ),
-                    None => ("not measured: service accounts not merged yet".into(), "-".into()),
-                };
+                );
                 let (d, b) = (cell(&cells[0]), cell(&cells[1]));
                 table.row(vec![what.into(), tasks.to_string(), d.0, d.1, b.0, b.1]);
                 out.push(json!({"request": what, "clients": tasks,
-                    "digest": cells[0].as_ref().map(Load::json), "bearer": cells[1].as_ref().map(Load::json)}));
+                    "digest": cells[0].json(), "bearer": cells[1].json()}));
             }
         }
         self.rss_load.push(("admin API load".into(), peak.kib()));
@@ -740,8 +722,7 @@ impl Run {
 #[tokio::main]
 async fn main() {
     let mode = Mode::from_args();
-    let auth = Auth::from_args();
-    let mut run = Run { mode, auth, results: Map::new(), startups: vec![], rss_idle: vec![], rss_load: vec![] };
+    let mut run = Run { mode, results: Map::new(), startups: vec![], rss_idle: vec![], rss_load: vec![] };
     println!("atrest system benchmarks, {} mode, binary {}", run.mode.name(), env!("CARGO_BIN_EXE_atrest"));
     if run.mode.wants("startup") {
         run.startup().await;

@@ -19,7 +19,7 @@ impl Mode {
     pub fn from_args() -> Mode {
         let args: Vec<String> = std::env::args().skip(1).collect();
         let full = args.iter().any(|a| a == "--bench") && std::env::var_os("ATREST_BENCH_QUICK").is_none();
-        // Other `--name` options (the system benchmark's `--auth bearer`) take a value.
+        // Other `--name` options (libtest's, passed on by cargo) are taken to carry a value.
         let mut filters = vec![];
         let mut skip_value = false;
         for a in args {
