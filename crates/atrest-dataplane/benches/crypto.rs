@@ -6,6 +6,12 @@
 //!   libcrypto) measured where it runs: a full read of a database with an 8-page cache, so every
 //!   page comes from the (OS-cached) file through the codec, keyed vs the same file unkeyed. The
 //!   difference of the two is the page cipher's cost.
+//! * `page_hmac_insert`: what a page HMAC of SHA-256 instead of SQLCipher's default SHA-512 would
+//!   buy on writes (BENCHMARKS.md section 1, "What would close it"): a transaction of 100
+//!   random-key ~1 KB rows (the index pages it dirties are spread like `_id`s), with SQLite's
+//!   own connection settings as atrest opens a database (WAL, `synchronous=FULL`, 64 MiB
+//!   cache), unencrypted vs HMAC-SHA512 (atrest today) vs HMAC-SHA256. Raw `rusqlite`: the
+//!   HMAC choice is not a product option.
 //!
 //! `cargo bench -p atrest-dataplane --bench crypto`; under `cargo test --benches` criterion runs
 //! each benchmark once (the quick mode of scripts/test).
@@ -64,5 +70,44 @@ fn page_cipher(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, aead, page_cipher);
+fn page_hmac_insert(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key = Key32::random();
+    let pad = "p".repeat(1000);
+    let mut g = c.benchmark_group("page_hmac_insert");
+    g.throughput(Throughput::Elements(100));
+    for (name, hmac) in
+        [("unencrypted", None), ("hmac_sha512", Some("HMAC_SHA512")), ("hmac_sha256", Some("HMAC_SHA256"))]
+    {
+        let mut conn = rusqlite::Connection::open(dir.path().join(format!("{name}.sqlite3"))).expect("open");
+        if let Some(hmac) = hmac {
+            conn.execute_batch(&format!(
+                "PRAGMA cipher_memory_security = ON; PRAGMA key = \"x'{}'\"; PRAGMA cipher_hmac_algorithm = {hmac};",
+                hex::encode(key.expose())
+            ))
+            .expect("key");
+            let set: String = conn.query_row("PRAGMA cipher_hmac_algorithm", [], |r| r.get(0)).expect("hmac");
+            assert_eq!(set, hmac, "SQLCipher took the HMAC setting");
+        }
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("wal");
+        conn.execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA cache_size = -65536;
+             CREATE TABLE d (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
+        )
+        .expect("schema");
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let tx = conn.transaction().expect("begin");
+                for _ in 0..100 {
+                    let id = hex::encode(rand::random::<[u8; 12]>());
+                    tx.execute("INSERT INTO d VALUES (?1, ?2)", rusqlite::params![id, pad]).expect("insert");
+                }
+                tx.commit().expect("commit")
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, aead, page_cipher, page_hmac_insert);
 criterion_main!(benches);
