@@ -299,7 +299,13 @@ impl Control {
                     ));
                 }
                 self.store
-                    .save_encryption_at_rest(&group, &next, sealed, later(self.settings.next_key_check_after()), &events)
+                    .save_encryption_at_rest(
+                        &group,
+                        &next,
+                        sealed,
+                        later(self.settings.next_key_check_after()),
+                        &events,
+                    )
                     .await?;
                 self.nudge.notify_waiters();
                 Ok(next)

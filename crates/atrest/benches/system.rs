@@ -663,14 +663,16 @@ impl Run {
                     .await;
                     cells.push(l);
                 }
-                let cell = |l: &Load| (
+                let cell = |l: &Load| {
+                    (
                         format!(
                             "{}{}",
                             count(l.rps()),
                             if l.errors > 0 { format!(" ({} errors)", l.errors) } else { String::new() }
                         ),
                         format!("{} / {}", ms(percentile(&l.latencies, 50.0)), ms(percentile(&l.latencies, 99.0))),
-                );
+                    )
+                };
                 let (d, b) = (cell(&cells[0]), cell(&cells[1]));
                 table.row(vec![what.into(), tasks.to_string(), d.0, d.1, b.0, b.1]);
                 out.push(json!({"request": what, "clients": tasks,
