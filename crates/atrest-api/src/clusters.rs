@@ -1,4 +1,8 @@
-//! `/groups/{groupId}/clusters`: the fields of `ClusterDescription20240805` atrest supports.
+//! `/groups/{groupId}/clusters`: the cluster fields atrest supports, in each resource version's
+//! shape: `LegacyAtlasCluster` (2023-01-01 and the v1.0 surface: `providerSettings`,
+//! `replicationSpecs[].regionsConfig`), `AdvancedClusterDescription` (2023-02-01: `regionConfigs`
+//! with `numShards`) and `ClusterDescription20240805` (2024-08-05, 2024-10-23). A body in any of
+//! them is read whatever the version, so older clients and newer ones can share a project.
 //! Customer key management per cluster is `encryptionAtRestProvider`.
 
 use atrest_core::clusters::{Cluster, ClusterPatch, NewCluster, Provider, RegionConfig};
@@ -7,6 +11,8 @@ use atrest_core::{time_fmt, Error};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -41,6 +47,10 @@ const READ_ONLY: &[&str] = &[
     "stateName",
     "links",
     "effectiveReplicationSpecs",
+    "mongoURI",
+    "mongoURIUpdated",
+    "mongoURIWithOptions",
+    "srvAddress",
 ];
 const ACCEPTED_DEFAULTS: &[(&str, Value)] = &[];
 
@@ -70,7 +80,13 @@ struct SpecsBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct ReplicationSpecBody {
-    region_configs: Vec<RegionConfigBody>,
+    #[serde(default)]
+    region_configs: Option<Vec<RegionConfigBody>>,
+    /// `LegacyReplicationSpec` (2023-01-01): nodes per region, the size in `providerSettings`.
+    #[serde(default)]
+    regions_config: Option<BTreeMap<String, LegacyRegionBody>>,
+    #[serde(default)]
+    num_shards: Option<u32>,
     #[serde(default)]
     #[allow(dead_code)]
     zone_name: Option<String>,
@@ -82,11 +98,96 @@ struct ReplicationSpecBody {
     zone_id: Option<Value>,
 }
 
+/// `RegionSpec`: atrest's nodes are all electable.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LegacyRegionBody {
+    #[serde(default)]
+    electable_nodes: Option<u32>,
+    #[serde(default)]
+    priority: Option<u32>,
+    #[serde(default)]
+    read_only_nodes: Option<u32>,
+    #[serde(default)]
+    analytics_nodes: Option<u32>,
+}
+
+/// `providerSettings` of `LegacyAtlasCluster`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ProviderSettingsBody {
+    provider_name: String,
+    #[serde(default)]
+    backing_provider_name: Option<String>,
+    #[serde(default)]
+    instance_size_name: Option<String>,
+    #[serde(default)]
+    region_name: Option<String>,
+    #[serde(default, rename = "diskIOPS")]
+    #[allow(dead_code)]
+    disk_iops: Option<u32>,
+    #[serde(default, rename = "encryptEBSVolume")]
+    #[allow(dead_code)]
+    encrypt_ebs_volume: Option<bool>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    volume_type: Option<String>,
+}
+
+/// What a body asks of the cluster.
+struct ClusterBody {
+    name: Option<String>,
+    regions: Option<Vec<RegionConfig>>,
+    /// A legacy `providerSettings.instanceSizeName` without regions: every region takes it.
+    resize: Option<String>,
+    provider: Option<Provider>,
+    paused: Option<bool>,
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidAttribute { name: name.into(), reason: reason.into() }
+}
+
+fn check_provider(provider: &str, backing: Option<&str>) -> Result<(), Error> {
+    let tenant = provider == "TENANT";
+    if provider != "AWS" && !(tenant && backing.unwrap_or("AWS") == "AWS") {
+        return Err(Error::ProviderUnsupported { provider: provider.into() });
+    }
+    Ok(())
+}
+
+fn one_shard(n: Option<u32>) -> Result<(), Error> {
+    match n {
+        None | Some(1) => Ok(()),
+        Some(_) => Err(invalid("numShards", "atrest supports replica sets: one shard")),
+    }
+}
+
+/// Regions of a legacy body: `replicationSpecs[].regionsConfig` or `replicationSpec`, each region
+/// with its electable nodes, all of the `providerSettings` size.
+fn legacy_regions(regions: BTreeMap<String, LegacyRegionBody>, size: Option<&str>) -> Result<Vec<RegionConfig>, Error> {
+    let size = size.ok_or_else(|| Error::MissingAttribute { name: "providerSettings.instanceSizeName".into() })?;
+    let mut out = vec![];
+    for (region, r) in regions {
+        for (name, n) in [("readOnlyNodes", r.read_only_nodes), ("analyticsNodes", r.analytics_nodes)] {
+            if n.unwrap_or(0) != 0 {
+                return Err(invalid(name, "atrest deploys electable nodes only"));
+            }
+        }
+        out.push(RegionConfig {
+            region,
+            priority: r.priority.unwrap_or(7),
+            instance_size: size.to_owned(),
+            node_count: r.electable_nodes.unwrap_or(3),
+        });
+    }
+    // The preferred region first, as the other shapes list it.
+    out.sort_by(|a, b| b.priority.cmp(&a.priority));
+    Ok(out)
+}
+
 /// Splits the body into what atrest understands and refuses the rest by name.
-fn parse(
-    body: Value,
-    creating: bool,
-) -> ApiResult<(Option<String>, Option<Vec<RegionConfig>>, Option<Provider>, Option<bool>)> {
+fn parse(body: Value, creating: bool) -> ApiResult<ClusterBody> {
     let Value::Object(mut map) = body else {
         return Err(Error::MalformedJson { reason: "the body must be a JSON object".into() }.into());
     };
@@ -100,7 +201,24 @@ fn parse(
     let specs = take(&mut map, "replicationSpecs");
     let provider = take(&mut map, "encryptionAtRestProvider");
     let paused = take(&mut map, "paused");
-    for (k, must_be) in [("backupEnabled", json!(false)), ("terminationProtectionEnabled", json!(false))] {
+    let provider_settings = take(&mut map, "providerSettings");
+    let legacy_spec = take(&mut map, "replicationSpec");
+    let replication_factor = take(&mut map, "replicationFactor");
+    let num_shards = take(&mut map, "numShards");
+    // Sizes of disks and the MongoDB version are the host's business here: accepted, not used.
+    for k in ["diskSizeGB", "mongoDBMajorVersion"] {
+        if let Some(v) = take(&mut map, k) {
+            if !(v.is_number() || v.is_string() || v.is_null()) {
+                return Err(invalid(k, format!("must be a number or string, not {v}")).into());
+            }
+        }
+    }
+    for (k, must_be) in [
+        ("backupEnabled", json!(false)),
+        ("providerBackupEnabled", json!(false)),
+        ("pitEnabled", json!(false)),
+        ("terminationProtectionEnabled", json!(false)),
+    ] {
         if let Some(v) = take(&mut map, k) {
             if v != must_be {
                 return Err(Error::InvalidAttribute {
@@ -143,38 +261,82 @@ fn parse(
         None if creating => return Err(Error::MissingAttribute { name: "name".into() }.into()),
         None => None,
     };
-    let regions = match specs {
-        Some(v) => {
+    let num_shards: Option<u32> = match num_shards {
+        Some(v) => Some(crate::conventions::parse_body(v.to_string().as_bytes())?),
+        None => None,
+    };
+    one_shard(num_shards)?;
+    let settings: Option<ProviderSettingsBody> = match provider_settings {
+        Some(v) => Some(crate::conventions::parse_body(v.to_string().as_bytes())?),
+        None => None,
+    };
+    if let Some(p) = &settings {
+        check_provider(&p.provider_name, p.backing_provider_name.as_deref())?;
+    }
+    let size = settings.as_ref().and_then(|p| p.instance_size_name.clone());
+    let mut resize = None;
+    let regions = match (specs, legacy_spec) {
+        (Some(_), Some(_)) => {
+            return Err(invalid("replicationSpec", "send replicationSpecs or replicationSpec, not both").into())
+        }
+        (Some(v), None) => {
             let specs: Vec<ReplicationSpecBody> = crate::conventions::parse_body(v.to_string().as_bytes())?;
             if specs.len() != 1 {
-                return Err(Error::InvalidAttribute {
-                    name: "replicationSpecs".into(),
-                    reason: "atrest supports exactly one replication spec".into(),
-                }
-                .into());
+                return Err(invalid("replicationSpecs", "atrest supports exactly one replication spec").into());
             }
-            let mut out = vec![];
-            for r in specs.into_iter().next().map(|s| s.region_configs).unwrap_or_default() {
-                let tenant = r.provider_name == "TENANT";
-                if r.provider_name != "AWS" && !(tenant && r.backing_provider_name.as_deref().unwrap_or("AWS") == "AWS")
-                {
-                    return Err(Error::ProviderUnsupported { provider: r.provider_name }.into());
+            let spec = specs.into_iter().next().expect("one spec");
+            one_shard(spec.num_shards)?;
+            match (spec.region_configs, spec.regions_config) {
+                (Some(configs), None) => {
+                    let mut out = vec![];
+                    for r in configs {
+                        check_provider(&r.provider_name, r.backing_provider_name.as_deref())?;
+                        let region = r
+                            .region_name
+                            .as_str()
+                            .map(str::to_owned)
+                            .ok_or_else(|| invalid("regionName", "must be a string such as US_EAST_1"))?;
+                        out.push(RegionConfig {
+                            region,
+                            priority: r.priority.unwrap_or(7),
+                            instance_size: r.electable_specs.instance_size,
+                            node_count: r.electable_specs.node_count.unwrap_or(3),
+                        });
+                    }
+                    Some(out)
                 }
-                let region = r.region_name.as_str().map(str::to_owned).ok_or_else(|| Error::InvalidAttribute {
-                    name: "regionName".into(),
-                    reason: "must be a string such as US_EAST_1".into(),
-                })?;
-                out.push(RegionConfig {
-                    region,
-                    priority: r.priority.unwrap_or(7),
-                    instance_size: r.electable_specs.instance_size,
-                    node_count: r.electable_specs.node_count.unwrap_or(3),
-                });
+                (None, Some(legacy)) => Some(legacy_regions(legacy, size.as_deref())?),
+                (Some(_), Some(_)) => {
+                    return Err(invalid("regionsConfig", "send regionConfigs or regionsConfig, not both").into())
+                }
+                (None, None) => return Err(Error::MissingAttribute { name: "regionConfigs".into() }.into()),
             }
-            Some(out)
         }
-        None if creating => return Err(Error::MissingAttribute { name: "replicationSpecs".into() }.into()),
-        None => None,
+        (None, Some(v)) => {
+            let legacy: BTreeMap<String, LegacyRegionBody> = crate::conventions::parse_body(v.to_string().as_bytes())?;
+            Some(legacy_regions(legacy, size.as_deref())?)
+        }
+        (None, None) => match settings.as_ref().and_then(|p| p.region_name.clone()) {
+            // `LegacyAtlasCluster` with one region: `providerSettings` and `replicationFactor`.
+            Some(region) => {
+                let nodes = match &replication_factor {
+                    Some(v) => v.as_u64().filter(|n| [3, 5, 7].contains(n)).ok_or_else(|| Error::InvalidEnumValue {
+                        field: "replicationFactor".into(),
+                        value: v.to_string(),
+                    })? as u32,
+                    None => 3,
+                };
+                let size = size
+                    .clone()
+                    .ok_or_else(|| Error::MissingAttribute { name: "providerSettings.instanceSizeName".into() })?;
+                Some(vec![RegionConfig { region, priority: 7, instance_size: size, node_count: nodes }])
+            }
+            None if creating => return Err(Error::MissingAttribute { name: "replicationSpecs".into() }.into()),
+            None => {
+                resize = size.clone();
+                None
+            }
+        },
     };
     let provider = match provider {
         Some(Value::String(p)) => Some(Provider::parse(&p)?),
@@ -196,10 +358,75 @@ fn parse(
         }
         None => None,
     };
-    Ok((name, regions, provider, paused))
+    Ok(ClusterBody { name, regions, resize, provider, paused })
+}
+
+/// The shape a response takes, by resource version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `LegacyAtlasCluster`: 2023-01-01 and the v1.0 surface.
+    Legacy,
+    /// `AdvancedClusterDescription`: 2023-02-01.
+    Advanced,
+    /// `ClusterDescription20240805`: 2024-08-05 and 2024-10-23.
+    Current,
+}
+
+fn shape(ctx: &Ctx) -> Shape {
+    match ctx.version {
+        Some("2023-02-01") => Shape::Advanced,
+        Some(v) if v >= "2024-08-05" => Shape::Current,
+        _ => Shape::Legacy,
+    }
 }
 
 pub fn view(ctx: &Ctx, c: &Cluster) -> Value {
+    let mut out = json!({
+        "backupEnabled": false,
+        "clusterType": "REPLICASET",
+        "createDate": time_fmt::format(c.created),
+        "encryptionAtRestProvider": c.desired_provider.as_str(),
+        "groupId": c.group_id.to_string(),
+        "id": c.id.to_string(),
+        "links": ctx.self_link(&format!("/groups/{}/clusters/{}", c.group_id, c.name)),
+        "mongoDBMajorVersion": "8.0",
+        "mongoDBVersion": "8.0.0",
+        "name": c.name,
+        "paused": c.paused,
+        "stateName": c.state.as_str(),
+        "terminationProtectionEnabled": false,
+    });
+    let shape = shape(ctx);
+    if shape == Shape::Legacy {
+        let regions: Map<String, Value> = c
+            .regions
+            .iter()
+            .map(|r| {
+                let spec = json!({"analyticsNodes": 0, "electableNodes": r.node_count, "priority": r.priority,
+                                  "readOnlyNodes": 0});
+                (r.region.clone(), spec)
+            })
+            .collect();
+        let preferred = c.regions.iter().max_by_key(|r| r.priority);
+        let size = preferred.map(|r| r.instance_size.as_str()).unwrap_or_default();
+        let region = preferred.map(|r| r.region.as_str()).unwrap_or_default();
+        let settings = if atrest_core::clusters::is_tenant(size) {
+            json!({"providerName": "TENANT", "backingProviderName": "AWS", "instanceSizeName": size, "regionName": region})
+        } else {
+            json!({"providerName": "AWS", "instanceSizeName": size, "regionName": region})
+        };
+        let nodes: u32 = c.regions.iter().map(|r| r.node_count).sum();
+        out["numShards"] = json!(1);
+        out["providerBackupEnabled"] = json!(false);
+        out["providerSettings"] = settings;
+        if [3, 5, 7].contains(&nodes) {
+            out["replicationFactor"] = json!(nodes);
+        }
+        out["replicationSpec"] = Value::Object(regions.clone());
+        out["replicationSpecs"] =
+            json!([{"id": c.id.to_string(), "numShards": 1, "zoneName": "Zone 1", "regionsConfig": regions}]);
+        return out;
+    }
     let region_configs: Vec<Value> = c
         .regions
         .iter()
@@ -212,21 +439,12 @@ pub fn view(ctx: &Ctx, c: &Cluster) -> Value {
             })
         })
         .collect();
-    json!({
-        "backupEnabled": false,
-        "clusterType": "REPLICASET",
-        "createDate": time_fmt::format(c.created),
-        "encryptionAtRestProvider": c.desired_provider.as_str(),
-        "groupId": c.group_id.to_string(),
-        "id": c.id.to_string(),
-        "links": ctx.self_link(&format!("/groups/{}/clusters/{}", c.group_id, c.name)),
-        "mongoDBVersion": "8.0.0",
-        "name": c.name,
-        "paused": c.paused,
-        "replicationSpecs": [{"id": c.id.to_string(), "zoneName": "Zone 1", "regionConfigs": region_configs}],
-        "stateName": c.state.as_str(),
-        "terminationProtectionEnabled": false,
-    })
+    let mut spec = json!({"id": c.id.to_string(), "zoneName": "Zone 1", "regionConfigs": region_configs});
+    if shape == Shape::Advanced {
+        spec["numShards"] = json!(1);
+    }
+    out["replicationSpecs"] = json!([spec]);
+    out
 }
 
 async fn create(
@@ -237,7 +455,7 @@ async fn create(
     AtlasJson(body): AtlasJson<Value>,
 ) -> ApiResult<Response> {
     let project = projects::load(&s, &who, Operation::CreateCluster, &group).await?;
-    let (name, regions, provider, _paused) = parse(body, true)?;
+    let ClusterBody { name, regions, provider, .. } = parse(body, true)?;
     let provider = provider.unwrap_or(Provider::None);
     if provider == Provider::Aws {
         who.require(Operation::ChangeClusterEncryption, Some(&project.id))?;
@@ -277,13 +495,17 @@ async fn update(
     AtlasJson(body): AtlasJson<Value>,
 ) -> ApiResult<Response> {
     let project = projects::load(&s, &who, Operation::UpdateCluster, &group).await?;
-    let (new_name, regions, provider, paused) = parse(body, false)?;
+    let ClusterBody { name: new_name, mut regions, resize, provider, paused } = parse(body, false)?;
     if new_name.is_some_and(|n| n != name) {
         return Err(
             Error::InvalidAttribute { name: "name".into(), reason: "a cluster cannot be renamed".into() }.into()
         );
     }
     let current = s.control.cluster(&project.id, &name).await?;
+    if let Some(size) = resize {
+        let resized = current.regions.iter().map(|r| RegionConfig { instance_size: size.clone(), ..r.clone() });
+        regions = Some(resized.collect());
+    }
     if provider.is_some_and(|p| p != current.desired_provider) {
         who.require(Operation::ChangeClusterEncryption, Some(&project.id))?;
     }

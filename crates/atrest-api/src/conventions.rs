@@ -272,6 +272,8 @@ pub fn base_url(parts: &Parts) -> String {
 pub struct Ctx {
     pub base: String,
     pub prefix: &'static str,
+    /// The resource version a v2 request resolved to; `None` on the v1.0 surface.
+    pub version: Option<&'static str>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ctx {
@@ -279,7 +281,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let prefix = if original_path(parts).starts_with(V1_PREFIX) { V1_PREFIX } else { V2_PREFIX };
-        Ok(Ctx { base: base_url(parts), prefix })
+        let version = parts.extensions.get::<ApiVersion>().map(|v| v.0);
+        Ok(Ctx { base: base_url(parts), prefix, version })
     }
 }
 

@@ -5,11 +5,10 @@
 //! Operations come from the vendored official Atlas definitions (`openapi/atlas-ear-subset.json`,
 //! values verbatim) where Atlas has them, and from `openapi/atrest-operations.json` (atrest's
 //! own, in the same style) for the rest. Two adjustments say what atrest really does:
-//! - clusters are served in the `2024-08-05` shape whatever version is asked for, so only the
-//!   `2024-08-05` and `2024-10-23` media types are documented for them;
 //! - private endpoints are AWS KMS ones only, so a new one's body is `AWSKMSEARPrivateEndpoint`
 //!   (the official `EARPrivateEndpoint` is Azure or AWS);
-//! - the `/api/atlas/v1.0` surface mirrors v2 with plain `application/json`;
+//! - the `/api/atlas/v1.0` surface mirrors v2 with plain `application/json`, in the newest shape
+//!   but for clusters, which v1.0 serves as `LegacyAtlasCluster`, as Atlas does;
 //! - error `parameters` are strings, as Atlas's are (the official schema says objects);
 //! - every Admin API operation may answer 429 (rate limits);
 //! - the OAuth token URL is this server's `/api/oauth/token`.
@@ -25,9 +24,6 @@ use crate::errors::ApiResult;
 
 const OFFICIAL: &str = include_str!("../openapi/atlas-ear-subset.json");
 const ATREST: &str = include_str!("../openapi/atrest-operations.json");
-
-/// Cluster resource versions whose shape atrest serves.
-const CLUSTER_VERSIONS: &[&str] = &["2024-08-05", "2024-10-23"];
 
 /// The document, built once.
 pub fn document() -> &'static Value {
@@ -86,7 +82,7 @@ fn operation(official: &Value, atrest: &Value, method: &str, path: &str) -> Opti
         if let Some(id) = op["operationId"].as_str() {
             op["operationId"] = json!(format!("{id}V1"));
         }
-        plain_json(&mut op);
+        plain_json(&mut op, rest.contains("/clusters"));
         return Some(op);
     }
     let op = official["paths"][path][method].clone();
@@ -97,11 +93,6 @@ fn operation(official: &Value, atrest: &Value, method: &str, path: &str) -> Opti
     // Every Admin API answer may be a rate-limit refusal.
     if (path.starts_with("/api/atlas/") || path.starts_with("/api/atrest/")) && op["responses"].get("429").is_none() {
         op["responses"]["429"] = json!({"$ref": "#/components/responses/tooManyRequests"});
-    }
-    if path.contains("/clusters") && path.starts_with(V2_PREFIX) {
-        keep_media(&mut op, |media| {
-            CLUSTER_VERSIONS.iter().any(|v| media == format!("application/vnd.atlas.{v}+json"))
-        });
     }
     let body = op.get_mut("requestBody").and_then(|b| b.get_mut("content")).and_then(Value::as_object_mut);
     for media in body.into_iter().flat_map(|c| c.values_mut()) {
@@ -132,22 +123,14 @@ fn contents(op: &mut Value) -> Vec<&mut Map<String, Value>> {
     out
 }
 
-/// Drops versioned media types `keep` rejects (plain ones stay), unless that would drop them all.
-fn keep_media(op: &mut Value, keep: impl Fn(&str) -> bool) {
+/// v1.0 speaks plain JSON: the newest versioned media type of each content (the oldest with
+/// `oldest`) becomes `application/json`.
+fn plain_json(op: &mut Value, oldest: bool) {
     for content in contents(op) {
-        let versioned = |k: &str| k.starts_with("application/vnd.atlas.");
-        if content.keys().any(|k| versioned(k) && keep(k)) {
-            content.retain(|k, _| !versioned(k) || keep(k));
-        }
-    }
-}
-
-/// v1.0 speaks plain JSON: the newest versioned media type of each content becomes `application/json`.
-fn plain_json(op: &mut Value) {
-    for content in contents(op) {
-        let newest = content.keys().filter(|k| k.starts_with("application/vnd.atlas.")).max().cloned();
-        if let Some(newest) = newest {
-            let media = content.remove(&newest).unwrap_or_default();
+        let versioned = content.keys().filter(|k| k.starts_with("application/vnd.atlas."));
+        let chosen = if oldest { versioned.min() } else { versioned.max() }.cloned();
+        if let Some(chosen) = chosen {
+            let media = content.remove(&chosen).unwrap_or_default();
             content.retain(|k, _| !k.starts_with("application/vnd.atlas."));
             content.insert("application/json".into(), media);
         }
@@ -215,8 +198,11 @@ mod tests {
         let p = "/api/atlas/v2/groups/{groupId}/encryptionAtRest";
         assert_eq!(doc["paths"][p]["patch"], official["paths"][p]["patch"]);
         let c = "/api/atlas/v2/groups/{groupId}/clusters";
-        let media: Vec<_> = doc["paths"][c]["get"]["responses"]["200"]["content"].as_object().unwrap().keys().collect();
-        assert_eq!(media, ["application/vnd.atlas.2024-08-05+json"]);
+        assert_eq!(doc["paths"][c]["get"], official["paths"][c]["get"]);
+        let v1 = &doc["paths"]["/api/atlas/v1.0/groups/{groupId}/clusters/{clusterName}"]["get"];
+        let legacy = &official["paths"][format!("{c}/{{clusterName}}")]["get"]["responses"]["200"]["content"]
+            ["application/vnd.atlas.2023-01-01+json"];
+        assert_eq!(v1["responses"]["200"]["content"]["application/json"], *legacy, "v1.0 clusters are legacy");
         assert!(doc["paths"]["/api/atlas/v2/groups"]["get"].get("requestBody").is_none());
         let v1 = &doc["paths"]["/api/atlas/v1.0/groups/{groupId}/encryptionAtRest"]["patch"];
         assert!(v1["requestBody"]["content"]["application/json"].is_object());
