@@ -296,11 +296,56 @@ test("a page of another origin cannot change anything with the session", { timeo
   assert.ok(names.includes("browser-story"));
 });
 
+test("service accounts: the secret is shown once, works, and ends with the account", { timeout: 60000 }, async () => {
+  const token = (id, secret) => fetch(`${url}/api/oauth/token`, {
+    method: "POST",
+    headers: { Authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString("base64")}`, "Content-Type": "application/x-www-form-urlencoded" },
+    body: "grant_type=client_credentials",
+  });
+  await page.goto(`${url}/#/projects`);
+  await page.getByRole("link", { name: "Service accounts" }).click();
+  await page.getByRole("heading", { name: "Service accounts", level: 1 }).waitFor();
+  await page.getByLabel("Name", { exact: true }).fill("ci-deployer");
+  await page.getByLabel("Description").fill("deploys from CI");
+  await page.getByLabel("Organization role").selectOption("ORG_OWNER");
+  await page.getByRole("button", { name: "Create service account" }).click();
+  await expectSuccess(/ci-deployer created/);
+  const clientId = await page.locator('[data-new-secret] pre[data-copy="client id"]').innerText();
+  const secret = await page.locator('[data-new-secret] pre[data-copy="client secret"]').innerText();
+  assert.match(clientId, /^mdb_sa_id_[0-9a-f]{24}$/);
+  assert.match(secret, /^mdb_sa_sk_/);
+  await page.locator(`tr[data-client-id="${clientId}"]`).getByText("ORG_OWNER").waitFor();
+  await shot("15-service-account-created");
+  const ok = await token(clientId, secret);
+  assert.equal(ok.status, 200);
+  const bearer = (await ok.json()).access_token;
+  const groups = await fetch(`${url}/api/atlas/v2/groups`, { headers: { Authorization: `Bearer ${bearer}`, Accept: "application/vnd.atlas.2023-01-01+json" } });
+  assert.equal(groups.status, 200);
+
+  // Shown once: after a reload the page holds only the masked form.
+  await page.reload();
+  await page.locator(`tr[data-client-id="${clientId}"]`).waitFor();
+  assert.ok(!(await page.content()).includes(secret), "the secret is shown again");
+  // A second secret, then no third.
+  await page.getByRole("button", { name: "New secret for ci-deployer" }).click();
+  await expectSuccess(/Secret created/);
+  await page.locator(`tr[data-client-id="${clientId}"] [data-secret-id]`).nth(1).waitFor();
+  assert.equal(await page.getByRole("button", { name: "New secret for ci-deployer" }).isDisabled(), true);
+
+  await page.getByRole("button", { name: "Delete service account ci-deployer" }).click();
+  await page.getByRole("button", { name: "Delete service account ci-deployer" }).click();
+  await expectSuccess(/ci-deployer deleted/);
+  assert.equal(await page.locator(`tr[data-client-id="${clientId}"]`).count(), 0);
+  assert.equal((await token(clientId, secret)).status, 401);
+  const after = await fetch(`${url}/api/atlas/v2/groups`, { headers: { Authorization: `Bearer ${bearer}`, Accept: "application/vnd.atlas.2023-01-01+json" } });
+  assert.equal(after.status, 401);
+});
+
 test("signing out ends the session", { timeout: 60000 }, async () => {
   await page.goto(`${url}/#/projects`);
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.getByRole("heading", { name: "Sign in", level: 1 }).waitFor();
   const status = await page.evaluate(async () => (await fetch("/api/atlas/v2/groups", { headers: { Accept: "application/vnd.atlas.2023-01-01+json", "X-Requested-With": "atrest-console" } })).status);
   assert.equal(status, 401);
-  await shot("15-signed-out");
+  await shot("16-signed-out");
 });

@@ -5,6 +5,8 @@
 
 const V2023 = "application/vnd.atlas.2023-01-01+json";
 const V2024 = "application/vnd.atlas.2024-10-23+json";
+const V_SERVICE_ACCOUNTS = "application/vnd.atlas.2024-08-05+json";
+const ORG_ROLES = ["ORG_MEMBER", "ORG_READ_ONLY", "ORG_GROUP_CREATOR", "ORG_OWNER"];
 const REFRESH_MS = 2000;
 
 const AWS_REGIONS = [
@@ -22,6 +24,8 @@ const EXPLAIN = {
   USER_UNAUTHORIZED: "Your session ended or the key is wrong. Sign in again.",
   ACCESS_FORBIDDEN: "Your API key does not have the role this needs (Project Owner for most changes).",
   CSRF_TOKEN_INVALID: "The request was refused as possibly cross-site. Reload the page.",
+  SERVICE_ACCOUNT_SECRET_LIMIT_REACHED: "A service account has at most two secrets. Delete one first.",
+  SERVICE_ACCOUNT_NOT_FOUND: "The service account no longer exists. Reload the page.",
   CANNOT_ASSUME_ROLE: "atrest could not assume the IAM role. Check the trust policy (principal and external ID); a new role can take a few seconds to propagate in AWS.",
   CLOUD_PROVIDER_ACCESS_ROLE_IN_USE: "Encryption at Rest uses this role. Switch Encryption at Rest to another role or disable it first.",
   CLOUD_PROVIDER_ACCESS_ROLE_NOT_AUTHORIZED: "Authorize the IAM role (Cloud Provider Access) before using it.",
@@ -187,6 +191,7 @@ async function act(button, label, fn) {
 const routes = [
   [/^#\/signin$/, signInPage],
   [/^#\/projects$/, projectsPage],
+  [/^#\/service-accounts$/, serviceAccountsPage],
   [/^#\/projects\/([0-9a-f]{24})\/clusters$/, clustersPage],
   [/^#\/projects\/([0-9a-f]{24})\/access$/, accessPage],
   [/^#\/projects\/([0-9a-f]{24})\/advanced$/, advancedPage],
@@ -306,7 +311,8 @@ async function projectsPage() {
     h("td", {}, new Date(p.created).toLocaleString())));
   return h("div", {},
     h("h1", {}, "Projects"),
-    h("p", { class: "subtitle" }, `${list.totalCount} project${list.totalCount === 1 ? "" : "s"} in organization `, h("code", {}, session.orgId)),
+    h("p", { class: "subtitle" }, `${list.totalCount} project${list.totalCount === 1 ? "" : "s"} in organization `, h("code", {}, session.orgId),
+      " · ", h("a", { href: "#/service-accounts" }, "Service accounts")),
     h("div", { class: "panel" },
       rows.length ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Project ID"), h("th", {}, "Clusters"), h("th", {}, "Created"))), h("tbody", {}, rows))
         : h("p", { class: "muted" }, "No projects yet.")),
@@ -321,6 +327,89 @@ async function projectsPage() {
           });
         },
       }, field("Project name", name), h("div", {}, button))));
+}
+
+// Organization → Service accounts (OAuth client credentials for API clients).
+async function serviceAccountsPage() {
+  sideNav(null);
+  const load = async () => (await api("GET", v2(`/orgs/${session.orgId}/serviceAccounts?itemsPerPage=500`), undefined, V_SERVICE_ACCOUNTS)).results;
+  const shown = h("div", {});
+  const body = h("tbody", {});
+  // A secret is in the answer that created it and nowhere else: show it once, with a warning.
+  const showSecret = (clientId, secret) => shown.replaceChildren(h("div", { class: "panel", "data-new-secret": clientId },
+    h("h2", {}, "Copy the client secret now"),
+    h("p", {}, "atrest keeps only its hash: it is shown here once. Exchange the client id and secret for a token at ",
+      h("code", {}, "POST /api/oauth/token"), " (client credentials)."),
+    copyBlock("Client ID", clientId, "client id"),
+    copyBlock("Client secret", secret, "client secret")));
+  const render = (list) => body.replaceChildren(...(list.length ? list.map((a) => {
+    const secrets = (a.secrets || []).map((sec) => h("div", { class: "row", "data-secret-id": sec.id },
+      h("code", {}, sec.maskedSecretValue || "•••"),
+      h("span", { class: "muted" }, ` expires ${new Date(sec.expiresAt).toLocaleString()}`),
+      h("button", { type: "button", class: "danger small", "aria-label": `Delete secret ${sec.maskedSecretValue} of ${a.name}`, onclick: async (ev) => {
+        if (ev.target.dataset.confirm !== "1") { ev.target.dataset.confirm = "1"; ev.target.textContent = "Confirm delete"; return; }
+        await act(ev.target, "Deleting the secret", async () => {
+          await api("DELETE", v2(`/orgs/${session.orgId}/serviceAccounts/${a.clientId}/secrets/${sec.id}`), undefined, V_SERVICE_ACCOUNTS);
+          render(await load());
+          return `Secret deleted; tokens made with it no longer work.`;
+        });
+      } }, "Delete")));
+    return h("tr", { "data-client-id": a.clientId },
+      h("td", {}, a.name, a.description ? h("div", { class: "muted" }, a.description) : null),
+      h("td", { class: "mono" }, a.clientId),
+      h("td", {}, (a.roles || []).join(", ")),
+      h("td", {}, secrets.length ? secrets : h("span", { class: "muted" }, "No secret")),
+      h("td", {}, h("div", { class: "row" },
+        h("button", { type: "button", class: "secondary small", "aria-label": `New secret for ${a.name}`, disabled: secrets.length >= 2 ? true : null, onclick: async (ev) => {
+          await act(ev.target, "Creating a secret", async () => {
+            const sec = await api("POST", v2(`/orgs/${session.orgId}/serviceAccounts/${a.clientId}/secrets`), { secretExpiresAfterHours: 720 }, V_SERVICE_ACCOUNTS);
+            showSecret(a.clientId, sec.secret);
+            render(await load());
+            return "Secret created (valid 30 days).";
+          });
+        } }, "New secret"),
+        h("button", { type: "button", class: "danger small", "aria-label": `Delete service account ${a.name}`, onclick: async (ev) => {
+          if (ev.target.dataset.confirm !== "1") { ev.target.dataset.confirm = "1"; ev.target.textContent = "Confirm delete"; return; }
+          await act(ev.target, `Deleting service account ${a.name}`, async () => {
+            await api("DELETE", v2(`/orgs/${session.orgId}/serviceAccounts/${a.clientId}`), undefined, V_SERVICE_ACCOUNTS);
+            shown.replaceChildren();
+            render(await load());
+            return `Service account ${a.name} deleted; its tokens no longer work.`;
+          });
+        } }, "Delete"))));
+  }) : [h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No service accounts yet."))]));
+  render(await load());
+
+  const name = h("input", { type: "text", name: "serviceAccountName", required: true, maxlength: 64 });
+  const description = h("input", { type: "text", name: "serviceAccountDescription", required: true, maxlength: 250 });
+  const role = h("select", { name: "serviceAccountRole" }, ORG_ROLES.map((r) => h("option", { value: r }, r)));
+  const hours = h("input", { type: "number", name: "secretExpiresAfterHours", min: 8, max: 8766, value: 720, required: true });
+  const button = h("button", { type: "submit" }, "Create service account");
+  return h("div", {},
+    h("h1", {}, "Service accounts"),
+    h("p", { class: "subtitle" }, "OAuth 2.0 clients of organization ", h("code", {}, session.orgId),
+      ": a client id and secret get a bearer token valid one hour. ", h("a", { href: "#/projects" }, "← Projects")),
+    shown,
+    h("div", { class: "panel" },
+      h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Name"), h("th", {}, "Client ID"), h("th", {}, "Roles"), h("th", {}, "Secrets"), h("th", {}, ""))), body)),
+    h("div", { class: "panel" },
+      h("h2", {}, "Create a service account"),
+      h("form", {
+        class: "stack", onsubmit: async (ev) => {
+          ev.preventDefault();
+          await act(button, "Creating the service account", async () => {
+            const a = await api("POST", v2(`/orgs/${session.orgId}/serviceAccounts`), {
+              name: name.value.trim(), description: description.value.trim(), roles: [role.value],
+              secretExpiresAfterHours: Number(hours.value),
+            }, V_SERVICE_ACCOUNTS);
+            showSecret(a.clientId, a.secrets[0].secret);
+            name.value = ""; description.value = "";
+            render(await load());
+            return `Service account ${a.name} created.`;
+          });
+        },
+      }, field("Name", name), field("Description", description), field("Organization role", role),
+      field("Secret expires after (hours)", hours, "8 to 8766"), h("div", {}, button))));
 }
 
 const loadProject = (id) => api("GET", v2(`/groups/${id}`));

@@ -265,6 +265,11 @@ const CONSOLE_CALLS: &[(&str, &str, &[&str])] = &[
     ("DELETE", "/api/atlas/v2/groups/{}/clusters/{}", &["clusters", "delete"]),
     ("GET", "/api/atrest/v1/groups/{}/clusters/{}/encryption", &["clusters", "encryption-status"]),
     ("GET", "/api/atlas/v2/groups/{}/events", &["events", "list"]),
+    ("GET", "/api/atlas/v2/orgs/{}/serviceAccounts", &["service-accounts", "list"]),
+    ("POST", "/api/atlas/v2/orgs/{}/serviceAccounts", &["service-accounts", "create"]),
+    ("DELETE", "/api/atlas/v2/orgs/{}/serviceAccounts/{}", &["service-accounts", "delete"]),
+    ("POST", "/api/atlas/v2/orgs/{}/serviceAccounts/{}/secrets", &["service-accounts", "create-secret"]),
+    ("DELETE", "/api/atlas/v2/orgs/{}/serviceAccounts/{}/secrets/{}", &["service-accounts", "delete-secret"]),
 ];
 
 /// The console's own routes: signing in and out, which the CLI does with `atrest login`.
