@@ -82,7 +82,7 @@ fn page_hmac_insert(c: &mut Criterion) {
         let mut conn = rusqlite::Connection::open(dir.path().join(format!("{name}.sqlite3"))).expect("open");
         if let Some(hmac) = hmac {
             conn.execute_batch(&format!(
-                "PRAGMA cipher_memory_security = ON; PRAGMA key = \"x'{}'\"; PRAGMA cipher_hmac_algorithm = {hmac};",
+                "PRAGMA cipher_memory_security = OFF; PRAGMA key = \"x'{}'\"; PRAGMA cipher_hmac_algorithm = {hmac};",
                 hex::encode(key.expose())
             ))
             .expect("key");

@@ -31,7 +31,12 @@ pub(crate) fn open_with(path: &Path, key: Option<&Key32>, create: bool) -> Resul
     }
     let conn = Connection::open_with_flags(path, flags)?;
     if let Some(key) = key {
-        conn.execute_batch("PRAGMA cipher_memory_security = ON;")?;
+        // SQLCipher always wipes and locks its own key, HMAC key and page buffers. Its global
+        // `cipher_memory_security` would also `mlock` every SQLite allocation: with page caches
+        // of tens of MiB that pins hundreds of MiB and splits the heap into enough mappings to
+        // exhaust `vm.max_map_count` (measured: 58,000 of 65,530 in the data-plane benchmark),
+        // after which any `mmap` fails. Off, explicitly: the rest is documents, not keys.
+        conn.execute_batch("PRAGMA cipher_memory_security = OFF;")?;
         // sqlite3_key with the literal `x'<hex>'` is what `PRAGMA key = "x'<hex>'"` does, minus
         // the copies of the SQL text; SQLCipher keeps the key in its own (wiped) memory.
         let literal = key.sqlcipher_literal();

@@ -847,3 +847,39 @@ fn key_operation_futures_are_send(p: &DataPlane, w: &dyn MasterKeyWrapper) {
     fn shared<T: Send + Sync + Clone + 'static>() {}
     shared::<DataPlane>();
 }
+
+/// Page caches of tens of MiB must not cost the process its memory maps: SQLCipher's
+/// `cipher_memory_security` would `mlock` every SQLite allocation, each lock splitting the heap's
+/// mappings, until `vm.max_map_count` (65,530 by default) is reached and every `mmap` (a new
+/// thread's stack, a large allocation) fails.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn full_page_caches_keep_the_memory_maps_few() {
+    let maps = || std::fs::read_to_string("/proc/self/maps").unwrap().lines().count();
+    let locked_kib = || -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmLck:")).unwrap().to_owned();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let plane = DataPlane::new(dir.path().join("data"));
+    let w = service_key("svc", random_key());
+    plane.create_cluster("c1", &["us-east-1"], &*w).await.unwrap();
+    let (before, locked_before) = (maps(), locked_kib());
+    let pad = "p".repeat(1000);
+    for db in ["a", "b"] {
+        for chunk in 0..20 {
+            let docs: Vec<Value> = (0..1000).map(|i| json!({"_id": chunk * 1000 + i, "pad": pad})).collect();
+            plane.insert_many("c1", db, "docs", Value::Array(docs)).unwrap();
+        }
+    }
+    let (after, locked_after) = (maps(), locked_kib());
+    // ~60 MB of pages now sit in the two databases' caches; SQLCipher locks only its own key and
+    // page buffers (a few KiB per database).
+    assert!(
+        locked_after < locked_before + 4 * 1024,
+        "locked memory grew from {locked_before} KiB to {locked_after} KiB"
+    );
+    assert!(after < before + 2_000, "memory maps grew from {before} to {after}");
+    assert!(plane.find_one("c1", "a", "docs", &json!({"_id": 19_999})).unwrap().is_some());
+}
