@@ -17,6 +17,9 @@ same client code:
 * driver `raw-pinned` (not in the default set): `raw` with the client pinned to CPU 0 and the
   server process (all its threads) pinned to CPU 1 with taskset for the cell, the same for both
   servers; the server's affinity is restored afterwards. Shows each side on its own core.
+* driver `raw-1core` (not in the default set): `raw` with client and server both pinned to CPU 1,
+  the same for both servers: one core for everything, so a request and its answer never wait for
+  an idle core to wake up.
 
 Writes bench/emulator/results.json and prints a table. Run it with scripts/bench-emulator.
 """
@@ -26,6 +29,7 @@ import configparser
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -191,8 +195,14 @@ def cell_boto3(target, op, concurrency, duration, warmup):
 
 
 def pin(pid, cpus):
-    """Set the CPU affinity of every thread of a process (taskset -a)."""
-    subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(pid)], check=True, stdout=subprocess.DEVNULL)
+    """Set the CPU affinity of every thread of a process (like taskset -a). moto_server starts and
+    ends a thread per request: a thread gone meanwhile is skipped, and new threads inherit the
+    affinity of the thread that starts them."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
 
 
 def cell_rust(loadgen, target, op, concurrency, duration, warmup, threads, client="sdk", prefix=()):
@@ -207,6 +217,12 @@ def cell_rust(loadgen, target, op, concurrency, duration, warmup, threads, clien
     if out.stderr.strip():
         print("  " + out.stderr.strip(), file=sys.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def children_cpu_seconds():
+    """utime+stime of this process's finished children (a kms-loadgen run, once waited for)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_seconds(pid):
@@ -258,7 +274,7 @@ def main():
 
     drivers = [d for d in args.drivers.split(",") if d]
     if not args.loadgen:
-        drivers = [d for d in drivers if d not in ("rust", "raw", "raw-pinned")]
+        drivers = [d for d in drivers if d not in ("rust", "raw", "raw-pinned", "raw-1core")]
     ops = args.ops.split(",")
     concs = [int(c) for c in args.concurrency.split(",")]
     work = tempfile.mkdtemp(prefix="atrest-bench-")
@@ -279,16 +295,22 @@ def main():
                         if driver == "boto3":
                             r = cell_boto3(t, op, conc, args.duration, args.warmup)
                         else:
+                            client_cpu0 = children_cpu_seconds()
                             client = "sdk" if driver == "rust" else "raw"
-                            pinned = driver == "raw-pinned"
-                            if pinned:
-                                pin(t.proc.pid, "1")
+                            client_cpu = {"raw-pinned": "0", "raw-1core": "1"}.get(driver)
+                            if client_cpu:
+                                pin(t.proc.pid, {1})
                             try:
                                 r = cell_rust(args.loadgen, t, op, conc, args.duration, args.warmup,
-                                              args.loadgen_threads, client, ("taskset", "-c", "0") if pinned else ())
+                                              args.loadgen_threads, client,
+                                              ("taskset", "-c", client_cpu) if client_cpu else ())
                             finally:
-                                if pinned:
-                                    pin(t.proc.pid, f"0-{os.cpu_count() - 1}")
+                                if client_cpu:
+                                    pin(t.proc.pid, range(os.cpu_count()))
+                            if r["requests"]:
+                                # Whole client process, warm-up and setup calls included.
+                                r["client_cpu_us_per_req"] = round(
+                                    (children_cpu_seconds() - client_cpu0) / r["requests"] * 1e6, 1)
                         cpu1 = cpu_seconds(t.proc.pid)
                         r.update({"driver": driver, "target": t.name})
                         if cpu0 is not None and cpu1 is not None and r["requests"]:
