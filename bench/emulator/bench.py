@@ -10,6 +10,16 @@ same client code:
 * driver `rust`: bench/emulator/loadgen (official aws-sdk-kms, N tokio tasks each with its own
   client), same duration and calls. Used because boto3 itself (pure Python, one GIL) costs more CPU
   per call than the atrest server does, so a boto3 driver measures boto3.
+* driver `raw`: the same loadgen with `--client raw`: N tokio tasks, each with one HTTP/1.1
+  keep-alive connection and one request in flight on it, every request signed afresh with
+  aws-sigv4 (the SDK's signer) and its JSON answer checked. Used because aws-sdk-kms itself costs
+  more CPU per call than the atrest server does, and client and server share the machine's cores.
+* driver `raw-pinned` (not in the default set): `raw` with the client pinned to CPU 0 and the
+  server process (all its threads) pinned to CPU 1 with taskset for the cell, the same for both
+  servers; the server's affinity is restored afterwards. Shows each side on its own core.
+* driver `raw-1core` (not in the default set): `raw` with client and server both pinned to CPU 1,
+  the same for both servers: one core for everything, so a request and its answer never wait for
+  an idle core to wake up.
 
 Writes bench/emulator/results.json and prints a table. Run it with scripts/bench-emulator.
 """
@@ -19,6 +29,7 @@ import configparser
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -183,9 +194,20 @@ def cell_boto3(target, op, concurrency, duration, warmup):
     }
 
 
-def cell_rust(loadgen, target, op, concurrency, duration, warmup, threads):
+def pin(pid, cpus):
+    """Set the CPU affinity of every thread of a process (like taskset -a). moto_server starts and
+    ends a thread per request: a thread gone meanwhile is skipped, and new threads inherit the
+    affinity of the thread that starts them."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+
+
+def cell_rust(loadgen, target, op, concurrency, duration, warmup, threads, client="sdk", prefix=()):
     out = subprocess.run(
-        [loadgen, "--endpoint", target.url, "--access-key", target.access_key, "--secret-key", target.secret_key,
+        [*prefix, loadgen, "--client", client, "--endpoint", target.url, "--access-key", target.access_key, "--secret-key", target.secret_key,
          "--key-id", target.key_id, "--op", op, "--concurrency", str(concurrency), "--duration", str(duration),
          "--threads", str(threads), "--warmup", str(warmup)],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
@@ -195,6 +217,12 @@ def cell_rust(loadgen, target, op, concurrency, duration, warmup, threads):
     if out.stderr.strip():
         print("  " + out.stderr.strip(), file=sys.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def children_cpu_seconds():
+    """utime+stime of this process's finished children (a kms-loadgen run, once waited for)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_seconds(pid):
@@ -234,7 +262,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--atrest-bin", required=True)
     ap.add_argument("--loadgen", help="kms-loadgen binary (enables the rust driver)")
-    ap.add_argument("--drivers", default="boto3,rust")
+    ap.add_argument("--drivers", default="boto3,rust,raw")
     ap.add_argument("--targets", default="atrest,moto")
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--concurrency", default="1,16")
@@ -245,8 +273,8 @@ def main():
     args = ap.parse_args()
 
     drivers = [d for d in args.drivers.split(",") if d]
-    if "rust" in drivers and not args.loadgen:
-        drivers.remove("rust")
+    if not args.loadgen:
+        drivers = [d for d in drivers if d not in ("rust", "raw", "raw-pinned", "raw-1core")]
     ops = args.ops.split(",")
     concs = [int(c) for c in args.concurrency.split(",")]
     work = tempfile.mkdtemp(prefix="atrest-bench-")
@@ -267,14 +295,29 @@ def main():
                         if driver == "boto3":
                             r = cell_boto3(t, op, conc, args.duration, args.warmup)
                         else:
-                            r = cell_rust(args.loadgen, t, op, conc, args.duration, args.warmup, args.loadgen_threads)
+                            client_cpu0 = children_cpu_seconds()
+                            client = "sdk" if driver == "rust" else "raw"
+                            client_cpu = {"raw-pinned": "0", "raw-1core": "1"}.get(driver)
+                            if client_cpu:
+                                pin(t.proc.pid, {1})
+                            try:
+                                r = cell_rust(args.loadgen, t, op, conc, args.duration, args.warmup,
+                                              args.loadgen_threads, client,
+                                              ("taskset", "-c", client_cpu) if client_cpu else ())
+                            finally:
+                                if client_cpu:
+                                    pin(t.proc.pid, range(os.cpu_count()))
+                            if r["requests"]:
+                                # Whole client process, warm-up and setup calls included.
+                                r["client_cpu_us_per_req"] = round(
+                                    (children_cpu_seconds() - client_cpu0) / r["requests"] * 1e6, 1)
                         cpu1 = cpu_seconds(t.proc.pid)
                         r.update({"driver": driver, "target": t.name})
                         if cpu0 is not None and cpu1 is not None and r["requests"]:
                             r["server_cpu_s"] = round(cpu1 - cpu0, 2)
                             r["server_cpu_us_per_req"] = round((cpu1 - cpu0) / r["requests"] * 1e6, 1)
                         rows.append(r)
-                        print(f"  {driver:5} {t.name:6} {op:15} c={conc:<2} {r['throughput']:>9.1f}/s "
+                        print(f"  {driver:10} {t.name:6} {op:15} c={conc:<2} {r['throughput']:>9.1f}/s "
                               f"p50 {r['p50_ms']:.2f} ms p99 {r['p99_ms']:.2f} ms errors {r['errors']}",
                               file=sys.stderr)
     finally:

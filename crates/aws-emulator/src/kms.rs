@@ -1,6 +1,7 @@
 //! KMS over awsJson1.1: `POST /`, `X-Amz-Target: TrentService.<Op>`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -272,27 +273,32 @@ fn context_keys(ctx: &ReqCtx, key: &Key, enc: Option<&BTreeMap<String, String>>)
 }
 
 /// The inline policies of the caller's role (none for a root caller).
-pub fn identity_policies(inner: &Inner, caller: &Caller) -> Vec<policy::Policy> {
+pub fn identity_policies(inner: &Inner, caller: &Caller) -> Vec<Arc<policy::Policy>> {
     match &caller.kind {
         CallerKind::Root => vec![],
         CallerKind::AssumedRole { role_arn } => inner
             .state
             .role_by_arn(role_arn)
-            .map(|r| r.policies.values().filter_map(|d| policy::parse(d, PolicyKind::Identity).ok()).collect())
+            .map(|r| r.policies.values().filter_map(|d| policy::parse_cached(d, PolicyKind::Identity).ok()).collect())
             .unwrap_or_default(),
     }
 }
 
 fn authorize(inner: &Inner, ctx: &ReqCtx, key: &Key, action: &str, enc: Option<&BTreeMap<String, String>>) -> R<()> {
-    let keys = context_keys(ctx, key, enc);
     let ids = identity_policies(inner, &ctx.caller);
-    let decision = match policy::parse(&key.policy, PolicyKind::Resource) {
-        Ok(p) => policy::authorize(
-            &p,
-            &ids,
-            &policy::Request { caller: &ctx.caller, action, resource: &key.arn, context: &keys },
-            &key.account_id,
-        ),
+    let decision = match policy::parse_cached(&key.policy, PolicyKind::Resource) {
+        Ok(p) => {
+            // Only conditions read context keys; policies without any (the default key policy)
+            // are decided the same without building them.
+            let conditional = p.has_conditions() || ids.iter().any(|i| i.has_conditions());
+            let keys = if conditional { context_keys(ctx, key, enc) } else { ContextKeys::new() };
+            policy::authorize(
+                &p,
+                &ids,
+                &policy::Request { caller: &ctx.caller, action, resource: &key.arn, context: &keys },
+                &key.account_id,
+            )
+        }
         Err(_) => Decision::ImplicitDeny,
     };
     match decision {
@@ -483,7 +489,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             authorize(inner, ctx, k, "kms:Encrypt", Some(&enc))?;
             require_usable(k)?;
             let blob = encrypt_with(k, &enc, &plaintext)?;
-            sh.saw_secret(&B64.encode(&plaintext));
+            sh.saw_secret_bytes(&plaintext);
             Ok(json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn, "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}))
         }
         "Decrypt" => {
@@ -491,7 +497,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let enc = input.context("EncryptionContext")?;
             check_algorithm(&input, "EncryptionAlgorithm")?;
             let (k, plain) = decrypt_blob(inner, ctx, &blob, &enc, input.opt_str("KeyId")?, "kms:Decrypt")?;
-            sh.saw_secret(&B64.encode(plain.as_slice()));
+            sh.saw_secret_bytes(&plain);
             Ok(
                 json!({"KeyId": k.arn, "Plaintext": B64.encode(plain.as_slice()), "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
             )
@@ -547,7 +553,7 @@ pub fn handle(sh: &Shared, ctx: &ReqCtx, op: &str, body: &[u8]) -> R<Value> {
             let mut out = json!({"CiphertextBlob": B64.encode(blob), "KeyId": k.arn});
             if op == "GenerateDataKey" {
                 out["Plaintext"] = json!(B64.encode(plain.as_slice()));
-                sh.saw_secret(&B64.encode(plain.as_slice()));
+                sh.saw_secret_bytes(&plain);
             }
             Ok(out)
         }

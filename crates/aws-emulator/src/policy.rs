@@ -12,8 +12,10 @@
 //!   to the account: the caller's identity policies must allow the request (the account root
 //!   itself needs nothing more).
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 
@@ -64,6 +66,13 @@ pub struct Statement {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub statements: Vec<Statement>,
+}
+
+impl Policy {
+    /// Whether any statement has a condition, i.e. whether evaluating it reads context keys.
+    pub fn has_conditions(&self) -> bool {
+        self.statements.iter().any(|s| !s.conditions.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,6 +411,34 @@ pub fn parse(document: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
     Ok(Policy { statements })
 }
 
+/// Parsed documents (and parse errors) by kind and text, at most this many per kind.
+const MAX_CACHED_POLICIES: usize = 1024;
+
+type ParseCache = HashMap<String, Result<Arc<Policy>, PolicyError>>;
+
+/// [`parse`], remembered: parsing is a pure function of the text and the kind, and every KMS
+/// request evaluates the key's policy and the caller's role policies, which rarely change. A
+/// changed document is a different text, so it is parsed afresh.
+pub fn parse_cached(document: &str, kind: PolicyKind) -> Result<Arc<Policy>, PolicyError> {
+    static CACHE: OnceLock<Mutex<[ParseCache; 2]>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let slot = match kind {
+        PolicyKind::Resource => 0,
+        PolicyKind::Identity => 1,
+    };
+    if let Some(hit) = cache.lock().unwrap_or_else(|p| p.into_inner())[slot].get(document) {
+        return hit.clone();
+    }
+    let parsed = parse(document, kind).map(Arc::new);
+    let mut maps = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let map = &mut maps[slot];
+    if map.len() >= MAX_CACHED_POLICIES {
+        map.clear();
+    }
+    map.insert(document.to_string(), parsed.clone());
+    parsed
+}
+
 // ---------------------------------------------------------------------------------------------
 // Evaluation
 // ---------------------------------------------------------------------------------------------
@@ -471,22 +508,26 @@ pub enum Decision {
 
 /// `*` and `?` wildcards; `ignore_case` for actions.
 pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    // Every request matches actions, resources and principals: ASCII text (the usual case) is
+    // matched on its bytes, without collecting characters; `?` is one character either way.
+    if pattern.is_ascii() && text.is_ascii() {
+        let eq = |a: &u8, b: &u8| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+        return glob_units(pattern.as_bytes(), text.as_bytes(), b'*', b'?', eq);
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
-    let eq = |a: char, b: char| {
-        if ignore_case {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
+    let eq = |a: &char, b: &char| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+    glob_units(&p, &t, '*', '?', eq)
+}
+
+fn glob_units<T: Copy + PartialEq>(p: &[T], t: &[T], any: T, one: T, eq: impl Fn(&T, &T) -> bool) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
     let (mut star, mut mark) = (None::<usize>, 0usize);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
+        if pi < p.len() && (p[pi] == one || (p[pi] != any && eq(&p[pi], &t[ti]))) {
             pi += 1;
             ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == any {
             star = Some(pi);
             mark = ti;
             pi += 1;
@@ -498,7 +539,7 @@ pub fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == any {
         pi += 1;
     }
     pi == p.len()
@@ -639,10 +680,10 @@ pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Outcome {
     }
 }
 
-fn evaluate_identity(policies: &[Policy], req: &Request<'_>) -> Outcome {
+fn evaluate_identity<P: Borrow<Policy>>(policies: &[P], req: &Request<'_>) -> Outcome {
     let mut allowed = false;
     for p in policies {
-        match evaluate(p, req) {
+        match evaluate(p.borrow(), req) {
             Outcome::Deny => return Outcome::Deny,
             Outcome::Allow(_) => allowed = true,
             Outcome::NoMatch => {}
@@ -657,9 +698,9 @@ fn evaluate_identity(policies: &[Policy], req: &Request<'_>) -> Outcome {
 
 /// Access to a resource that has its own policy (KMS key, role trust): the resource policy must
 /// allow, and identity policies must agree when the grant is to the account or cross-account.
-pub fn authorize(
+pub fn authorize<P: Borrow<Policy>>(
     resource_policy: &Policy,
-    identity_policies: &[Policy],
+    identity_policies: &[P],
     req: &Request<'_>,
     resource_account: &str,
 ) -> Decision {
@@ -680,7 +721,7 @@ pub fn authorize(
 
 /// Access to an API without a resource policy (IAM, EC2): the root is allowed unless an identity
 /// policy denies; any other principal needs an identity policy that allows.
-pub fn authorize_identity(identity_policies: &[Policy], req: &Request<'_>) -> Decision {
+pub fn authorize_identity<P: Borrow<Policy>>(identity_policies: &[P], req: &Request<'_>) -> Decision {
     match evaluate_identity(identity_policies, req) {
         Outcome::Deny => Decision::ExplicitDeny,
         Outcome::Allow(_) => Decision::Allow,
@@ -748,6 +789,9 @@ mod tests {
         assert!(glob("kms:Encrypt*", "KMS:encryptx", true));
         assert!(!glob("kms:Encrypt*", "kms:Decrypt", true));
         assert!(glob("a?c", "abc", false));
+        assert!(glob("a?c", "aéc", false), "? is one character, not one byte");
+        assert!(glob("KMS:Encrypt", "kms:encrypt", true));
+        assert!(!glob("kms:Encrypt", "kms:encrypt", false));
         assert!(glob("*", "", false));
         assert!(!glob("abc", "abcd", false));
         assert!(glob("arn:aws:kms:*:111111111111:key/*", KEY, false));
@@ -823,7 +867,7 @@ mod tests {
         let caller = Caller::root(B);
         let role = "arn:aws:iam::111111111111:role/r";
         let go = |c: &ContextKeys| {
-            authorize(
+            authorize::<Policy>(
                 &trust,
                 &[],
                 &Request { caller: &caller, action: "sts:AssumeRole", resource: role, context: c },

@@ -61,6 +61,8 @@ pub struct Shared {
     listeners: Mutex<HashMap<String, JoinHandle<()>>>,
     pub clock_offset: AtomicI64,
     pub url: String,
+    /// SigV4 signing keys derived from account and session secrets.
+    signing_keys: sigv4::SigningKeys,
     /// Every secret this emulator handed out or was handed (session tokens and keys, plaintexts
     /// of Encrypt, Decrypt and GenerateDataKey), base64 as on the wire; kept in memory only, and
     /// only when `ATREST_AWS_RECORD_SECRETS=1`, so that tests can look for them where they must
@@ -84,6 +86,14 @@ impl Shared {
                 seen.remove(0);
             }
             seen.push(secret.to_owned());
+        }
+    }
+
+    /// [`Shared::saw_secret`] for bytes, base64-encoded only when recording is on.
+    pub fn saw_secret_bytes(&self, secret: &[u8]) {
+        if self.secrets_seen.is_some() {
+            use base64::Engine;
+            self.saw_secret(&crate::state::B64.encode(secret));
         }
     }
 
@@ -137,7 +147,16 @@ impl Shared {
     }
 
     pub fn count(&self, arrival: &str, service: &str, op: &str) {
-        *lock(&self.counters).entry((arrival.to_string(), service.to_string(), op.to_string())).or_insert(0) += 1;
+        let mut counters = lock(&self.counters);
+        // The few (arrival, service, operation) triples repeat: find the existing entry without
+        // building an owned key, allocate only for a new one.
+        let hit = counters.iter_mut().find(|((a, s, o), _)| a == arrival && s == service && o == op);
+        match hit {
+            Some((_, n)) => *n += 1,
+            None => {
+                counters.insert((arrival.to_string(), service.to_string(), op.to_string()), 1);
+            }
+        }
     }
 
     pub fn endpoint_available(&self, id: &str) -> bool {
@@ -253,6 +272,7 @@ impl Emulator {
             counters: Mutex::new(BTreeMap::new()),
             listeners: Mutex::new(HashMap::new()),
             clock_offset: AtomicI64::new(offset),
+            signing_keys: sigv4::SigningKeys::default(),
             secrets_seen: std::env::var("ATREST_AWS_RECORD_SECRETS")
                 .is_ok_and(|v| v == "1")
                 .then(|| Mutex::new(Vec::new())),
@@ -663,6 +683,6 @@ fn authenticate(
         headers: &parts.headers,
         body,
     };
-    sigv4::verify(&req, &auth, &secret, time::OffsetDateTime::now_utc(), sh.cfg.max_clock_skew)?;
+    sigv4::verify(&req, &auth, &secret, time::OffsetDateTime::now_utc(), sh.cfg.max_clock_skew, &sh.signing_keys)?;
     Ok(caller)
 }

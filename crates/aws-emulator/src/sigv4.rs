@@ -147,10 +147,6 @@ fn canonical_query(query: Option<&str>) -> String {
     pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
 }
 
-fn trim_collapse(v: &str) -> String {
-    v.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -171,14 +167,21 @@ pub fn canonical_request(
     out.push_str(&canonical_query(query));
     out.push('\n');
     for name in signed_headers {
-        let values: Vec<String> = headers
-            .get_all(name.as_str())
-            .iter()
-            .map(|v| trim_collapse(&String::from_utf8_lossy(v.as_bytes())))
-            .collect();
         out.push_str(name);
         out.push(':');
-        out.push_str(&values.join(","));
+        // Values joined by commas, each trimmed with inner whitespace runs collapsed, written
+        // straight into the canonical request.
+        for (i, v) in headers.get_all(name.as_str()).iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            for (j, word) in String::from_utf8_lossy(v.as_bytes()).split_whitespace().enumerate() {
+                if j > 0 {
+                    out.push(' ');
+                }
+                out.push_str(word);
+            }
+        }
         out.push('\n');
     }
     out.push('\n');
@@ -209,6 +212,48 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> [u8
     hmac(&k_service, b"aws4_request")
 }
 
+/// Derived signing keys by (secret, date, region, service). A client signs every request of a day
+/// with the same derived key, so the four chained HMACs need to run once per day and scope, not
+/// once per request. The secrets come from the emulator's own state (never from the request), so
+/// plain comparisons are fine here. Bounded: the oldest entry goes first.
+#[derive(Default)]
+pub struct SigningKeys {
+    entries: std::sync::Mutex<std::collections::VecDeque<CachedKey>>,
+}
+
+struct CachedKey {
+    secret: String,
+    date: String,
+    region: String,
+    service: String,
+    key: zeroize::Zeroizing<[u8; 32]>,
+}
+
+const MAX_CACHED_KEYS: usize = 256;
+
+impl SigningKeys {
+    pub fn get(&self, secret: &str, date: &str, region: &str, service: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let hit =
+            entries.iter().find(|e| e.date == date && e.region == region && e.service == service && e.secret == secret);
+        if let Some(e) = hit {
+            return e.key.clone();
+        }
+        let key = zeroize::Zeroizing::new(signing_key(secret, date, region, service));
+        if entries.len() >= MAX_CACHED_KEYS {
+            entries.pop_front();
+        }
+        entries.push_back(CachedKey {
+            secret: secret.to_string(),
+            date: date.to_string(),
+            region: region.to_string(),
+            service: service.to_string(),
+            key: key.clone(),
+        });
+        key
+    }
+}
+
 pub fn signature(signing_key: &[u8; 32], string_to_sign: &str) -> String {
     hex::encode(hmac(signing_key, string_to_sign.as_bytes()))
 }
@@ -222,13 +267,15 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// Check date skew and signature. `secret` is the secret of `auth.access_key_id`.
+/// Check date skew and signature. `secret` is the secret of `auth.access_key_id`; its derived
+/// signing key comes from `keys`.
 pub fn verify(
     req: &SignedRequest<'_>,
     auth: &AuthHeader,
     secret: &str,
     now: OffsetDateTime,
     max_skew: std::time::Duration,
+    keys: &SigningKeys,
 ) -> Result<(), AuthError> {
     let amz_date = req.headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(|| {
         AuthError::Incomplete(
@@ -269,7 +316,7 @@ pub fn verify(
     };
     let creq = canonical_request(req.method, req.path, req.query, req.headers, &auth.signed_headers, &payload_hash);
     let sts = string_to_sign(amz_date, &auth.scope(), &creq);
-    let key = signing_key(secret, &auth.date, &auth.region, &auth.service);
+    let key = keys.get(secret, &auth.date, &auth.region, &auth.service);
     let expected = signature(&key, &sts);
     if expected.as_bytes().ct_eq(auth.signature.as_bytes()).into() {
         Ok(())
@@ -300,11 +347,16 @@ mod tests {
         let req = SignedRequest { method: "GET", path: "/", query: None, headers: &headers, body: b"" };
         let now = parse_amz_date("20150830T123900Z").unwrap();
         let skew = std::time::Duration::from_secs(300);
-        verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", now, skew).unwrap();
-        assert_eq!(verify(&req, &auth, "wrong", now, skew), Err(AuthError::SignatureMismatch));
+        let keys = SigningKeys::default();
+        // Twice: the second check uses the cached signing key, and a cached key for one secret
+        // never verifies a request signed with another.
+        for _ in 0..2 {
+            verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", now, skew, &keys).unwrap();
+            assert_eq!(verify(&req, &auth, "wrong", now, skew, &keys), Err(AuthError::SignatureMismatch));
+        }
         let late = parse_amz_date("20150830T124200Z").unwrap();
         assert!(matches!(
-            verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", late, skew),
+            verify(&req, &auth, "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", late, skew, &keys),
             Err(AuthError::SignatureExpired(_))
         ));
     }

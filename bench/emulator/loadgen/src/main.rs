@@ -1,10 +1,16 @@
 //! kms-loadgen: drives Encrypt / Decrypt / GenerateDataKey against a KMS endpoint (the atrest
-//! emulator or moto_server) with N concurrent tasks, each with its own aws-sdk-kms client (own
-//! connection pool), for a fixed duration, and prints one JSON line:
+//! emulator or moto_server) with N concurrent tasks for a fixed duration, and prints one JSON line:
 //! `{"op","concurrency","requests","errors","seconds","throughput","p50_ms","p99_ms","mean_ms"}`.
 //!
+//! Two clients: `--client sdk` (default), each task with its own aws-sdk-kms client (own
+//! connection pool); `--client raw` (src/raw.rs), each task with one keep-alive connection and
+//! requests signed by aws-sigv4 directly, for a client that costs less CPU than the server.
+//!
 //! kms-loadgen --endpoint URL --access-key AK --secret-key SK --key-id KEY --op Encrypt
-//!             [--region us-east-1] [--concurrency 16] [--duration 10] [--threads 1] [--warmup 20]
+//!             [--client sdk|raw] [--region us-east-1] [--concurrency 16] [--duration 10]
+//!             [--threads 1] [--warmup 20]
+
+mod raw;
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +32,7 @@ struct Args {
     duration: f64,
     threads: usize,
     warmup: usize,
+    client: String,
 }
 
 fn parse() -> Result<Args, Error> {
@@ -40,6 +47,7 @@ fn parse() -> Result<Args, Error> {
         duration: 10.0,
         threads: 1,
         warmup: 20,
+        client: "sdk".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -55,6 +63,7 @@ fn parse() -> Result<Args, Error> {
             "--duration" => a.duration = v.parse()?,
             "--threads" => a.threads = v.parse()?,
             "--warmup" => a.warmup = v.parse()?,
+            "--client" if v == "sdk" || v == "raw" => a.client = v,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -152,6 +161,13 @@ async fn run(a: Args) -> Result<(), Error> {
             (lat, errors)
         }));
     }
+    report(&a, tasks, start).await
+}
+
+type Task = tokio::task::JoinHandle<(Vec<u64>, u64)>;
+
+/// Wait for the tasks, print the JSON line.
+async fn report(a: &Args, tasks: Vec<Task>, start: Instant) -> Result<(), Error> {
     let mut lat = Vec::new();
     let mut errors = 0;
     for t in tasks {
@@ -168,9 +184,20 @@ async fn run(a: Args) -> Result<(), Error> {
         let i = ((p * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1;
         lat[i] as f64 / 1e6
     };
-    let mean = if lat.is_empty() { 0.0 } else { lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1e6 };
+    let mean = if lat.is_empty() {
+        0.0
+    } else {
+        lat.iter().sum::<u64>() as f64 / lat.len() as f64 / 1e6
+    };
+    let connections = match a.client.as_str() {
+        "raw" => format!(
+            ",\"connections\":{}",
+            raw::CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        _ => String::new(),
+    };
     println!(
-        "{{\"op\":\"{}\",\"concurrency\":{},\"requests\":{},\"errors\":{},\"seconds\":{:.3},\"throughput\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"mean_ms\":{:.3}}}",
+        "{{\"op\":\"{}\",\"concurrency\":{},\"requests\":{},\"errors\":{},\"seconds\":{:.3},\"throughput\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"mean_ms\":{:.3}{}}}",
         a.op,
         a.concurrency,
         lat.len(),
@@ -179,9 +206,72 @@ async fn run(a: Args) -> Result<(), Error> {
         lat.len() as f64 / secs,
         pct(0.50),
         pct(0.99),
-        mean
+        mean,
+        connections
     );
     Ok(())
+}
+
+/// The raw client: one connection per task, one request in flight on each.
+async fn run_raw(a: Args) -> Result<(), Error> {
+    if !matches!(a.op.as_str(), "Encrypt" | "Decrypt" | "GenerateDataKey") {
+        return Err(format!("unknown op {}", a.op).into());
+    }
+    let t = std::sync::Arc::new(raw::Target::new(
+        &a.endpoint,
+        &a.access_key,
+        &a.secret_key,
+        &a.region,
+        &a.key_id,
+    )?);
+    let mut setup = raw::Conn::open(&t).await?;
+    let ct = setup
+        .call(&t, "Encrypt", &raw::input(&t, "Encrypt", ""))
+        .await?;
+    let ct = ct["CiphertextBlob"]
+        .as_str()
+        .ok_or("no ciphertext")?
+        .to_string();
+    let input = raw::input(&t, &a.op, &ct);
+    let mut conns = Vec::new();
+    for _ in 0..a.concurrency {
+        let mut c = raw::Conn::open(&t).await?;
+        for _ in 0..a.warmup {
+            c.call(&t, &a.op, &input).await?;
+        }
+        conns.push(c);
+    }
+    // Count only the connections opened while measuring.
+    raw::CONNECTIONS.store(0, std::sync::atomic::Ordering::Relaxed);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(a.duration);
+    let mut tasks = Vec::new();
+    for mut c in conns {
+        let (t, op, input) = (t.clone(), a.op.clone(), input.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat: Vec<u64> = Vec::with_capacity(1 << 18);
+            let mut errors = 0u64;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                match c.call(&t, &op, &input).await {
+                    Ok(_) => lat.push(started.elapsed().as_nanos() as u64),
+                    Err(e) => {
+                        errors += 1;
+                        if errors == 1 {
+                            eprintln!("kms-loadgen: {op}: {e}");
+                        }
+                        // The connection may be gone: open a new one (counted in the next call's time).
+                        match raw::Conn::open(&t).await {
+                            Ok(fresh) => c = fresh,
+                            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        }
+                    }
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    report(&a, tasks, start).await
 }
 
 fn main() -> Result<(), Error> {
@@ -190,5 +280,9 @@ fn main() -> Result<(), Error> {
         .worker_threads(a.threads.max(1))
         .enable_all()
         .build()?;
-    rt.block_on(run(a))
+    if a.client == "raw" {
+        rt.block_on(run_raw(a))
+    } else {
+        rt.block_on(run(a))
+    }
 }
