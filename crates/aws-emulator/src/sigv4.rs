@@ -222,7 +222,7 @@ pub struct SigningKeys {
 }
 
 struct CachedKey {
-    secret: String,
+    secret: zeroize::Zeroizing<String>,
     date: String,
     region: String,
     service: String,
@@ -234,8 +234,9 @@ const MAX_CACHED_KEYS: usize = 256;
 impl SigningKeys {
     pub fn get(&self, secret: &str, date: &str, region: &str, service: &str) -> zeroize::Zeroizing<[u8; 32]> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let hit =
-            entries.iter().find(|e| e.date == date && e.region == region && e.service == service && e.secret == secret);
+        let hit = entries
+            .iter()
+            .find(|e| e.date == date && e.region == region && e.service == service && e.secret.as_str() == secret);
         if let Some(e) = hit {
             return e.key.clone();
         }
@@ -244,7 +245,7 @@ impl SigningKeys {
             entries.pop_front();
         }
         entries.push_back(CachedKey {
-            secret: secret.to_string(),
+            secret: zeroize::Zeroizing::new(secret.to_string()),
             date: date.to_string(),
             region: region.to_string(),
             service: service.to_string(),
