@@ -2,7 +2,7 @@
 //! request: parse, then verify against a known secret (never panics, never accepts a forgery).
 #![no_main]
 
-use aws_emulator::sigv4::{parse_authorization, verify, SignedRequest};
+use aws_emulator::sigv4::{parse_authorization, verify, SignedRequest, SigningKeys};
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let req = SignedRequest { method: "POST", path: &path, query: query.as_deref(), headers: &headers, body };
     let now = aws_emulator::sigv4::parse_amz_date(&String::from_utf8_lossy(date))
         .unwrap_or_else(time::OffsetDateTime::now_utc);
-    let verdict = verify(&req, &auth, SECRET, now, std::time::Duration::from_secs(300));
+    let verdict = verify(&req, &auth, SECRET, now, std::time::Duration::from_secs(300), &SigningKeys::default());
     // A fuzzer cannot know HMAC-SHA256 under the secret.
     assert!(verdict.is_err(), "forged signature accepted: {header}");
 });
