@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use aws_emulator::client;
-use common::{blob, encrypt};
+use common::encrypt;
 
 const CHILD_DIR: &str = "AWS_EMULATOR_KILL9_CHILD_DIR";
 

@@ -4,7 +4,7 @@ mod common;
 
 use aws_emulator::client::{self, StaticCredentials};
 use aws_emulator::sigv4;
-use common::{blob, code, encrypt, start};
+use common::{code, encrypt, start};
 
 /// A KMS request signed by hand (to control the date and the body).
 async fn raw_kms(
