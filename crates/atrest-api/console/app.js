@@ -117,6 +117,14 @@ function copyButton(getText, what) {
   }, "Copy");
 }
 
+// A destructive button acts on its second press; the first turns it into "Confirm delete".
+function confirmedTwice(button) {
+  if (button.dataset.confirm === "1") return true;
+  button.dataset.confirm = "1";
+  button.textContent = "Confirm delete";
+  return false;
+}
+
 function copyBlock(title, text, what) {
   return h("div", { class: "copy-block" },
     h("div", { class: "copy-row" }, h("h3", {}, title), copyButton(() => text, what)),
@@ -347,7 +355,7 @@ async function serviceAccountsPage() {
       h("code", {}, sec.maskedSecretValue || "•••"),
       h("span", { class: "muted" }, ` expires ${new Date(sec.expiresAt).toLocaleString()}`),
       h("button", { type: "button", class: "danger small", "aria-label": `Delete secret ${sec.maskedSecretValue} of ${a.name}`, onclick: async (ev) => {
-        if (ev.target.dataset.confirm !== "1") { ev.target.dataset.confirm = "1"; ev.target.textContent = "Confirm delete"; return; }
+        if (!confirmedTwice(ev.target)) return;
         await act(ev.target, "Deleting the secret", async () => {
           await api("DELETE", v2(`/orgs/${session.orgId}/serviceAccounts/${a.clientId}/secrets/${sec.id}`), undefined, V_SERVICE_ACCOUNTS);
           render(await load());
@@ -369,7 +377,7 @@ async function serviceAccountsPage() {
           });
         } }, "New secret"),
         h("button", { type: "button", class: "danger small", "aria-label": `Delete service account ${a.name}`, onclick: async (ev) => {
-          if (ev.target.dataset.confirm !== "1") { ev.target.dataset.confirm = "1"; ev.target.textContent = "Confirm delete"; return; }
+          if (!confirmedTwice(ev.target)) return;
           await act(ev.target, `Deleting service account ${a.name}`, async () => {
             await api("DELETE", v2(`/orgs/${session.orgId}/serviceAccounts/${a.clientId}`), undefined, V_SERVICE_ACCOUNTS);
             shown.replaceChildren();
@@ -678,7 +686,7 @@ async function clustersPage(groupId) {
         h("td", {}, h("div", { class: "row" },
           h("button", { type: "button", class: "secondary small", onclick: () => openEditor(c) }, "Edit"),
           h("button", { type: "button", class: "danger small", "aria-label": `Delete cluster ${c.name}`, onclick: async (ev) => {
-            if (ev.target.dataset.confirm !== "1") { ev.target.dataset.confirm = "1"; ev.target.textContent = "Confirm delete"; return; }
+            if (!confirmedTwice(ev.target)) return;
             await act(ev.target, `Deleting cluster ${c.name}`, async () => {
               await api("DELETE", v2(`/groups/${groupId}/clusters/${encodeURIComponent(c.name)}`), undefined, V2023);
               await render();

@@ -148,6 +148,11 @@ fn invalid(name: &str, reason: impl Into<String>) -> Error {
     Error::InvalidAttribute { name: name.into(), reason: reason.into() }
 }
 
+/// A part of the body as its type, refused in the body's own terms (field names, Atlas codes).
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
+    Ok(crate::conventions::parse_body(v.to_string().as_bytes())?)
+}
+
 fn check_provider(provider: &str, backing: Option<&str>) -> Result<(), Error> {
     let tenant = provider == "TENANT";
     if provider != "AWS" && !(tenant && backing.unwrap_or("AWS") == "AWS") {
@@ -182,7 +187,7 @@ fn legacy_regions(regions: BTreeMap<String, LegacyRegionBody>, size: Option<&str
         });
     }
     // The preferred region first, as the other shapes list it.
-    out.sort_by(|a, b| b.priority.cmp(&a.priority));
+    out.sort_by_key(|r| std::cmp::Reverse(r.priority));
     Ok(out)
 }
 
@@ -221,55 +226,31 @@ fn parse(body: Value, creating: bool) -> ApiResult<ClusterBody> {
     ] {
         if let Some(v) = take(&mut map, k) {
             if v != must_be {
-                return Err(Error::InvalidAttribute {
-                    name: k.into(),
-                    reason: format!("atrest supports only {must_be}"),
-                }
-                .into());
+                return Err(invalid(k, format!("atrest supports only {must_be}")).into());
             }
         }
     }
     if let Some(unknown) = map.keys().next() {
-        return Err(Error::InvalidAttribute {
-            name: unknown.clone(),
-            reason: "atrest does not support this cluster attribute".into(),
-        }
-        .into());
+        return Err(invalid(unknown, "atrest does not support this cluster attribute").into());
     }
     if let Some(t) = cluster_type {
         match t.as_str() {
             Some("REPLICASET") => {}
             Some("SHARDED") | Some("GEOSHARDED") => {
-                return Err(Error::InvalidAttribute {
-                    name: "clusterType".into(),
-                    reason: "atrest supports REPLICASET clusters".into(),
-                }
-                .into())
+                return Err(invalid("clusterType", "atrest supports REPLICASET clusters").into())
             }
             _ => return Err(Error::InvalidEnumValue { field: "clusterType".into(), value: t.to_string() }.into()),
         }
     }
     let name = match name {
         Some(Value::String(n)) => Some(n),
-        Some(other) => {
-            return Err(Error::InvalidAttribute {
-                name: "name".into(),
-                reason: format!("must be a string, not {other}"),
-            }
-            .into())
-        }
+        Some(other) => return Err(invalid("name", format!("must be a string, not {other}")).into()),
         None if creating => return Err(Error::MissingAttribute { name: "name".into() }.into()),
         None => None,
     };
-    let num_shards: Option<u32> = match num_shards {
-        Some(v) => Some(crate::conventions::parse_body(v.to_string().as_bytes())?),
-        None => None,
-    };
+    let num_shards: Option<u32> = num_shards.map(typed).transpose()?;
     one_shard(num_shards)?;
-    let settings: Option<ProviderSettingsBody> = match provider_settings {
-        Some(v) => Some(crate::conventions::parse_body(v.to_string().as_bytes())?),
-        None => None,
-    };
+    let settings: Option<ProviderSettingsBody> = provider_settings.map(typed).transpose()?;
     if let Some(p) = &settings {
         check_provider(&p.provider_name, p.backing_provider_name.as_deref())?;
     }
@@ -280,7 +261,7 @@ fn parse(body: Value, creating: bool) -> ApiResult<ClusterBody> {
             return Err(invalid("replicationSpec", "send replicationSpecs or replicationSpec, not both").into())
         }
         (Some(v), None) => {
-            let specs: Vec<ReplicationSpecBody> = crate::conventions::parse_body(v.to_string().as_bytes())?;
+            let specs: Vec<ReplicationSpecBody> = typed(v)?;
             if specs.len() != 1 {
                 return Err(invalid("replicationSpecs", "atrest supports exactly one replication spec").into());
             }
@@ -313,7 +294,7 @@ fn parse(body: Value, creating: bool) -> ApiResult<ClusterBody> {
             }
         }
         (None, Some(v)) => {
-            let legacy: BTreeMap<String, LegacyRegionBody> = crate::conventions::parse_body(v.to_string().as_bytes())?;
+            let legacy: BTreeMap<String, LegacyRegionBody> = typed(v)?;
             Some(legacy_regions(legacy, size.as_deref())?)
         }
         (None, None) => match settings.as_ref().and_then(|p| p.region_name.clone()) {
@@ -349,13 +330,7 @@ fn parse(body: Value, creating: bool) -> ApiResult<ClusterBody> {
     };
     let paused = match paused {
         Some(Value::Bool(b)) => Some(b),
-        Some(other) => {
-            return Err(Error::InvalidAttribute {
-                name: "paused".into(),
-                reason: format!("must be a boolean, not {other}"),
-            }
-            .into())
-        }
+        Some(other) => return Err(invalid("paused", format!("must be a boolean, not {other}")).into()),
         None => None,
     };
     Ok(ClusterBody { name, regions, resize, provider, paused })
@@ -497,9 +472,7 @@ async fn update(
     let project = projects::load(&s, &who, Operation::UpdateCluster, &group).await?;
     let ClusterBody { name: new_name, mut regions, resize, provider, paused } = parse(body, false)?;
     if new_name.is_some_and(|n| n != name) {
-        return Err(
-            Error::InvalidAttribute { name: "name".into(), reason: "a cluster cannot be renamed".into() }.into()
-        );
+        return Err(invalid("name", "a cluster cannot be renamed").into());
     }
     let current = s.control.cluster(&project.id, &name).await?;
     if let Some(size) = resize {

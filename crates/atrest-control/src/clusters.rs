@@ -295,7 +295,7 @@ impl Control {
                 map.insert(c.id, p);
             }
         };
-        self.data.resume_reencryption(&id, old, new, progress).await.map_err(|e| Error::internal(e))?;
+        self.data.resume_reencryption(&id, old, new, progress).await.map_err(Error::internal)?;
         Ok(c.desired_provider)
     }
 }

@@ -122,11 +122,7 @@ pub fn add_secret(account: &mut ServiceAccount, secret: Secret) -> Result<()> {
 }
 
 /// The live secret whose hash is `hash`, compared in constant time by `same`.
-pub fn matching_secret<'a>(
-    account: &'a ServiceAccount,
-    now: OffsetDateTime,
-    same: impl Fn(&str) -> bool,
-) -> Option<&'a Secret> {
+pub fn matching_secret(account: &ServiceAccount, now: OffsetDateTime, same: impl Fn(&str) -> bool) -> Option<&Secret> {
     // Every secret is compared, so timing does not tell which one matched.
     let mut found = None;
     for s in &account.secrets {

@@ -117,6 +117,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Records a check's result with its events if the row is still at `version` (bumping it);
     /// false, nothing written, if the configuration changed or another check was recorded first.
+    #[allow(clippy::too_many_arguments)]
     async fn record_check(
         &self,
         group: &ObjectId,
